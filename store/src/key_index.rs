@@ -38,7 +38,9 @@ pub(crate) struct KeyIndex {
 
 impl KeyIndex {
     pub fn new() -> Self {
-        KeyIndex { generations: vec![Generation::default()] }
+        KeyIndex {
+            generations: vec![Generation::default()],
+        }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -51,11 +53,16 @@ impl KeyIndex {
     }
 
     fn current(&self) -> &Generation {
-        self.generations.last().expect("a key index always has a generation")
+        self.generations
+            .last()
+            .expect("a key index always has a generation")
     }
 
     fn last_revision(&self) -> Option<Revision> {
-        self.generations.iter().rev().find_map(|g| g.revs.last().copied())
+        self.generations
+            .iter()
+            .rev()
+            .find_map(|g| g.revs.last().copied())
     }
 
     /// Records a put at `rev`; returns the key's new (created, version).
@@ -64,7 +71,10 @@ impl KeyIndex {
             self.last_revision().is_none_or(|last| rev > last),
             "key index: put at {rev:?} is not after the key's last revision"
         );
-        let g = self.generations.last_mut().expect("a key index always has a generation");
+        let g = self
+            .generations
+            .last_mut()
+            .expect("a key index always has a generation");
         if g.revs.is_empty() {
             g.created = rev.main;
         }
@@ -76,7 +86,10 @@ impl KeyIndex {
     /// Rebuilds a put read back from disk, whose stored record gives the generation's creation
     /// revision and version (earlier revisions may have been compacted away).
     pub fn restore_put(&mut self, rev: Revision, created: i64, version: i64) {
-        let g = self.generations.last_mut().expect("a key index always has a generation");
+        let g = self
+            .generations
+            .last_mut()
+            .expect("a key index always has a generation");
         if g.revs.is_empty() {
             g.created = created;
         }
@@ -98,7 +111,9 @@ impl KeyIndex {
     pub fn get(&self, at: i64) -> Option<KeyAt> {
         let last = self.generations.len() - 1;
         for (i, g) in self.generations.iter().enumerate().rev() {
-            let Some(first) = g.revs.first() else { continue };
+            let Some(first) = g.revs.first() else {
+                continue;
+            };
             if i != last {
                 let tomb = g.revs.last().expect("non-empty");
                 if tomb.main <= at {
@@ -107,7 +122,11 @@ impl KeyIndex {
                 }
             }
             if first.main <= at {
-                let n = g.revs.iter().rposition(|r| r.main <= at).expect("first <= at");
+                let n = g
+                    .revs
+                    .iter()
+                    .rposition(|r| r.main <= at)
+                    .expect("first <= at");
                 return Some(KeyAt {
                     modified: g.revs[n],
                     created: g.created,
@@ -123,7 +142,10 @@ impl KeyIndex {
         let last = self.generations.len() - 1;
         let mut gen_idx = 0;
         while gen_idx < last {
-            let tomb = self.generations[gen_idx].revs.last().expect("closed generation has a tombstone");
+            let tomb = self.generations[gen_idx]
+                .revs
+                .last()
+                .expect("closed generation has a tombstone");
             if tomb.main > at {
                 break;
             }
@@ -170,14 +192,49 @@ mod tests {
     fn get_walks_generations() {
         let ki = example();
         assert_eq!(ki.get(1), None);
-        assert_eq!(ki.get(2), Some(KeyAt { modified: rev(2), created: 2, version: 1 }));
-        assert_eq!(ki.get(5), Some(KeyAt { modified: rev(4), created: 2, version: 2 }));
+        assert_eq!(
+            ki.get(2),
+            Some(KeyAt {
+                modified: rev(2),
+                created: 2,
+                version: 1
+            })
+        );
+        assert_eq!(
+            ki.get(5),
+            Some(KeyAt {
+                modified: rev(4),
+                created: 2,
+                version: 2
+            })
+        );
         assert_eq!(ki.get(6), None);
         assert_eq!(ki.get(7), None);
-        assert_eq!(ki.get(9), Some(KeyAt { modified: rev(8), created: 8, version: 1 }));
-        assert_eq!(ki.get(11), Some(KeyAt { modified: rev(10), created: 8, version: 2 }));
+        assert_eq!(
+            ki.get(9),
+            Some(KeyAt {
+                modified: rev(8),
+                created: 8,
+                version: 1
+            })
+        );
+        assert_eq!(
+            ki.get(11),
+            Some(KeyAt {
+                modified: rev(10),
+                created: 8,
+                version: 2
+            })
+        );
         assert_eq!(ki.get(13), None);
-        assert_eq!(ki.get(100), Some(KeyAt { modified: rev(14), created: 14, version: 1 }));
+        assert_eq!(
+            ki.get(100),
+            Some(KeyAt {
+                modified: rev(14),
+                created: 14,
+                version: 1
+            })
+        );
         assert!(!ki.clone().tombstone(rev(20)) || ki.is_live());
     }
 
@@ -194,7 +251,10 @@ mod tests {
             // Nothing still referenced was removed, and nothing is both kept and removed.
             for g in &ki.generations {
                 for r in &g.revs {
-                    assert!(!removed.contains(r), "compact at {at}: {r:?} kept and removed");
+                    assert!(
+                        !removed.contains(r),
+                        "compact at {at}: {r:?} kept and removed"
+                    );
                 }
             }
             let kept: usize = ki.generations.iter().map(|g| g.revs.len()).sum();

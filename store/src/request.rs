@@ -158,11 +158,20 @@ pub enum Command {
     Put(PutRequest),
     DeleteRange(DeleteRangeRequest),
     Txn(TxnRequest),
-    Compact { revision: i64 },
-    LeaseGrant { id: i64, ttl_secs: i64 },
-    LeaseRevoke { id: i64 },
+    Compact {
+        revision: i64,
+    },
+    LeaseGrant {
+        id: i64,
+        ttl_secs: i64,
+    },
+    LeaseRevoke {
+        id: i64,
+    },
     /// Persists the remaining TTL of leases so it survives a restart or leader change.
-    LeaseCheckpoint { checkpoints: Vec<(i64, i64)> },
+    LeaseCheckpoint {
+        checkpoints: Vec<(i64, i64)>,
+    },
     AlarmActivate(Alarm),
     AlarmDeactivate(Alarm),
 }
@@ -172,12 +181,25 @@ pub enum CommandOutput {
     Put(PutResponse),
     DeleteRange(DeleteRangeResponse),
     Txn(TxnResponse),
-    Compact { revision: i64 },
-    LeaseGrant { id: i64, ttl_secs: i64, revision: i64 },
-    LeaseRevoke { revision: i64 },
-    LeaseCheckpoint { revision: i64 },
+    Compact {
+        revision: i64,
+    },
+    LeaseGrant {
+        id: i64,
+        ttl_secs: i64,
+        revision: i64,
+    },
+    LeaseRevoke {
+        revision: i64,
+    },
+    LeaseCheckpoint {
+        revision: i64,
+    },
     /// Alarms changed by the command (activating an active alarm changes nothing).
-    Alarm { changed: Vec<Alarm>, revision: i64 },
+    Alarm {
+        changed: Vec<Alarm>,
+        revision: i64,
+    },
 }
 
 impl CommandOutput {
