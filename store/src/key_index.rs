@@ -235,7 +235,13 @@ mod tests {
                 version: 1
             })
         );
-        assert!(!ki.clone().tombstone(rev(20)) || ki.is_live());
+        let mut deleted = ki.clone();
+        assert!(deleted.tombstone(rev(20)));
+        assert!(!deleted.is_live() && deleted.get(20).is_none());
+        assert!(
+            !deleted.tombstone(rev(21)),
+            "a deleted key cannot be deleted again"
+        );
     }
 
     #[test]
