@@ -1,1 +1,188 @@
-//! placeholder
+//! `mainstay-server`: serves etcd's v3 gRPC API (KV, Watch, Lease, Maintenance, Cluster, gRPC
+//! health) and etcd's HTTP `/health` and `/version` over one [`mainstay_store::Store`].
+//!
+//! Owns: the conversion between etcd's protobuf messages and the store's types (nowhere else), the
+//! one table from errors to etcd's gRPC codes and messages ([`error`]), request limits (size, txn
+//! ops, backend quota), the single writer that group-commits proposals ([`node`]), lease deadlines
+//! ([`lessor`]), and the Watch stream protocol (created/canceled responses, prev_kv, fragments,
+//! progress).
+//!
+//! Must not depend on: Raft (it will sit behind [`node::Node::propose`]), the apiserver, or any
+//! Kubernetes type. Its tests use no sockets; processes on loopback are tested from the `mainstay`
+//! binary's integration tests.
+
+pub mod convert;
+pub mod error;
+pub mod lessor;
+pub mod node;
+pub mod services;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::routing::get;
+use mainstay_proto::etcdserverpb::{
+    cluster_server::ClusterServer, kv_server::KvServer, lease_server::LeaseServer,
+    maintenance_server::MaintenanceServer, watch_server::WatchServer,
+};
+use tokio::net::TcpListener;
+use tonic::service::Routes;
+
+pub use error::{Result, ServerError};
+pub use node::{Node, NodeConfig};
+
+/// gRPC's own framing on top of a request (etcd allows the same slack over `--max-request-bytes`).
+const GRPC_OVERHEAD_BYTES: usize = 512 * 1024;
+/// Concurrent requests per connection.
+const MAX_CONCURRENT_STREAMS: u32 = 1000;
+
+/// `http://host:port` → a socket address to listen on.
+pub fn parse_listen_url(url: &str) -> Result<SocketAddr> {
+    let rest = url
+        .strip_prefix("http://")
+        .ok_or_else(|| ServerError::Config(format!("{url}: only http:// URLs are supported")))?;
+    let hostport = rest.trim_end_matches('/');
+    let (host, port) = hostport
+        .rsplit_once(':')
+        .ok_or_else(|| ServerError::Config(format!("{url}: missing port")))?;
+    let port: u16 = port
+        .parse()
+        .map_err(|_| ServerError::Config(format!("{url}: bad port")))?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let ip = match host {
+        "localhost" => std::net::Ipv4Addr::LOCALHOST.into(),
+        "" => std::net::Ipv4Addr::UNSPECIFIED.into(),
+        h => h.parse().map_err(|_| {
+            ServerError::Config(format!("{url}: host must be an IP address or localhost"))
+        })?,
+    };
+    Ok(SocketAddr::new(ip, port))
+}
+
+/// The gRPC services and HTTP routes of one node.
+pub fn routes(node: &Arc<Node>) -> Routes {
+    let limit = node.config.max_request_bytes + GRPC_OVERHEAD_BYTES;
+    let http = axum::Router::new()
+        .route("/health", get(health))
+        .route("/version", get(version))
+        .with_state(node.clone());
+    let (health_reporter, health_service) = tonic_health::server::health_reporter();
+    drop(health_reporter); // serving status of "" defaults to SERVING
+    let kv = services::kv::KvService { node: node.clone() };
+    let watch = services::watch::WatchService { node: node.clone() };
+    let lease = services::lease::LeaseService { node: node.clone() };
+    let maint = services::maintenance::MaintenanceService { node: node.clone() };
+    let cluster = services::maintenance::ClusterService { node: node.clone() };
+    Routes::from(http)
+        .add_service(health_service)
+        .add_service(KvServer::new(kv).max_decoding_message_size(limit))
+        .add_service(WatchServer::new(watch).max_decoding_message_size(limit))
+        .add_service(LeaseServer::new(lease).max_decoding_message_size(limit))
+        .add_service(MaintenanceServer::new(maint).max_decoding_message_size(limit))
+        .add_service(ClusterServer::new(cluster).max_decoding_message_size(limit))
+}
+
+/// Binds every client URL first (so a port clash fails fast), then serves until `shutdown`.
+pub async fn serve(
+    node: Arc<Node>,
+    client_listen_urls: &[String],
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    let mut listeners = Vec::new();
+    for url in client_listen_urls {
+        let addr = parse_listen_url(url)?;
+        let l = TcpListener::bind(addr)
+            .await
+            .map_err(|source| ServerError::Io {
+                context: format!("listening on {url}"),
+                source,
+            })?;
+        tracing::info!(%url, "serving client requests");
+        listeners.push(l);
+    }
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    let mut tasks = Vec::new();
+    for l in listeners {
+        let routes = routes(&node);
+        let mut stop = stop_rx.clone();
+        let incoming = tokio_stream::wrappers::TcpListenerStream::new(l);
+        tasks.push(tokio::spawn(
+            tonic::transport::Server::builder()
+                .accept_http1(true)
+                .tcp_nodelay(true)
+                .http2_keepalive_interval(Some(Duration::from_secs(10)))
+                .http2_keepalive_timeout(Some(Duration::from_secs(20)))
+                .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
+                .add_routes(routes)
+                .serve_with_incoming_shutdown(incoming, async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                }),
+        ));
+    }
+    for t in tasks {
+        t.await
+            .map_err(|e| ServerError::Config(format!("server task: {e}")))??;
+    }
+    Ok(())
+}
+
+/// etcd's `/health`: healthy while the store answers and no alarm is raised.
+async fn health(
+    axum::extract::State(node): axum::extract::State<Arc<Node>>,
+) -> (http::StatusCode, axum::Json<serde_json::Value>) {
+    let alarms = node.store.alarms();
+    if alarms.is_empty() {
+        (
+            http::StatusCode::OK,
+            axum::Json(serde_json::json!({"health": "true", "reason": ""})),
+        )
+    } else {
+        let names: Vec<String> = alarms
+            .iter()
+            .map(|a| format!("{:?}", a.kind).to_uppercase())
+            .collect();
+        (
+            http::StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(
+                serde_json::json!({"health": "false", "reason": format!("ALARM {}", names.join(","))}),
+            ),
+        )
+    }
+}
+
+async fn version() -> axum::Json<serde_json::Value> {
+    axum::Json(serde_json::json!({
+        "etcdserver": services::maintenance::ETCD_VERSION,
+        "etcdcluster": "3.5.0",
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listen_urls_parse_like_etcd() {
+        assert_eq!(
+            parse_listen_url("http://127.0.0.1:2379").unwrap(),
+            "127.0.0.1:2379".parse().unwrap()
+        );
+        assert_eq!(
+            parse_listen_url("http://localhost:2379/").unwrap(),
+            "127.0.0.1:2379".parse().unwrap()
+        );
+        assert_eq!(
+            parse_listen_url("http://[::1]:2379").unwrap(),
+            "[::1]:2379".parse().unwrap()
+        );
+        assert!(parse_listen_url("https://127.0.0.1:2379").is_err());
+        assert!(parse_listen_url("http://127.0.0.1").is_err());
+        assert!(parse_listen_url("http://example.com:2379").is_err());
+    }
+}

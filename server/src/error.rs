@@ -1,0 +1,116 @@
+//! The server's error type and the one table that maps errors to etcd's gRPC codes and messages.
+//!
+//! Clients (etcd's Go client, etcd-client, kube-apiserver) recognise errors by message text, so the
+//! messages below are etcd's, byte for byte.
+
+use mainstay_store::StoreError;
+use tonic::{Code, Status};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("etcdserver: request is too large")]
+    RequestTooLarge,
+    #[error("etcdserver: mvcc: database space exceeded")]
+    NoSpace,
+    #[error("etcdserver: server stopped")]
+    Stopped,
+    #[error("{0}")]
+    InvalidArgument(String),
+    #[error("{0}")]
+    Unimplemented(String),
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("serving gRPC: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+pub type Result<T, E = ServerError> = std::result::Result<T, E>;
+
+/// etcd's code and message for a store error (etcd's `rpctypes` table).
+fn store_code_message(e: &StoreError) -> (Code, &'static str) {
+    match e {
+        StoreError::Compacted => (
+            Code::OutOfRange,
+            "etcdserver: mvcc: required revision has been compacted",
+        ),
+        StoreError::FutureRevision => (
+            Code::OutOfRange,
+            "etcdserver: mvcc: required revision is a future revision",
+        ),
+        StoreError::EmptyKey => (Code::InvalidArgument, "etcdserver: key is not provided"),
+        StoreError::KeyNotFound => (Code::InvalidArgument, "etcdserver: key not found"),
+        StoreError::ValueProvided => (Code::InvalidArgument, "etcdserver: value is provided"),
+        StoreError::LeaseProvided => (Code::InvalidArgument, "etcdserver: lease is provided"),
+        StoreError::TooManyOps => (
+            Code::InvalidArgument,
+            "etcdserver: too many operations in txn request",
+        ),
+        StoreError::DuplicateKey => (
+            Code::InvalidArgument,
+            "etcdserver: duplicate key given in txn request",
+        ),
+        StoreError::LeaseNotFound => (Code::NotFound, "etcdserver: requested lease not found"),
+        StoreError::LeaseExists => (Code::FailedPrecondition, "etcdserver: lease already exists"),
+        StoreError::LeaseTtlTooLarge => (Code::OutOfRange, "etcdserver: too large lease TTL"),
+        StoreError::Backend(_) => (Code::Unavailable, "etcdserver: backend error"),
+        StoreError::Corrupt(_) => (Code::DataLoss, "etcdserver: corrupt cluster"),
+    }
+}
+
+impl From<ServerError> for Status {
+    fn from(e: ServerError) -> Status {
+        match &e {
+            ServerError::Store(s) => {
+                let (code, message) = store_code_message(s);
+                if matches!(s, StoreError::Backend(_) | StoreError::Corrupt(_)) {
+                    tracing::error!(error = %s, "store failure");
+                }
+                Status::new(code, message)
+            }
+            ServerError::RequestTooLarge => Status::invalid_argument(e.to_string()),
+            ServerError::NoSpace => Status::resource_exhausted(e.to_string()),
+            ServerError::Stopped => Status::unavailable(e.to_string()),
+            ServerError::InvalidArgument(m) => Status::invalid_argument(m.clone()),
+            ServerError::Unimplemented(m) => Status::unimplemented(m.clone()),
+            ServerError::Config(_) | ServerError::Io { .. } | ServerError::Transport(_) => {
+                Status::internal(e.to_string())
+            }
+        }
+    }
+}
+
+/// A store error as the gRPC status etcd would send.
+pub fn status(e: StoreError) -> Status {
+    ServerError::Store(e).into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn store_errors_map_to_etcd_codes_and_messages() {
+        let s = status(StoreError::Compacted);
+        assert_eq!(s.code(), Code::OutOfRange);
+        assert_eq!(
+            s.message(),
+            "etcdserver: mvcc: required revision has been compacted"
+        );
+        let s = status(StoreError::LeaseNotFound);
+        assert_eq!(s.code(), Code::NotFound);
+        assert_eq!(s.message(), "etcdserver: requested lease not found");
+        let s: Status = ServerError::RequestTooLarge.into();
+        assert_eq!(s.code(), Code::InvalidArgument);
+        assert_eq!(s.message(), "etcdserver: request is too large");
+        let s: Status = ServerError::NoSpace.into();
+        assert_eq!(s.code(), Code::ResourceExhausted);
+    }
+}

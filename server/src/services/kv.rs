@@ -1,0 +1,124 @@
+//! The `KV` service: Range, Put, DeleteRange, Txn, Compact.
+
+use std::sync::Arc;
+
+use mainstay_proto::etcdserverpb as pb;
+use mainstay_store::{validate, Command, CommandOutput};
+use prost::Message;
+use tonic::{Request, Response, Status};
+
+use crate::convert;
+use crate::error::status;
+use crate::node::Node;
+
+pub struct KvService {
+    pub node: Arc<Node>,
+}
+
+fn unexpected(out: CommandOutput) -> Status {
+    Status::internal(format!("mainstay: unexpected store output {out:?}"))
+}
+
+/// Whether a txn may add data (etcd checks the quota only for those).
+fn txn_has_put(t: &mainstay_store::TxnRequest) -> bool {
+    use mainstay_store::RequestOp;
+    t.success.iter().chain(&t.failure).any(|op| match op {
+        RequestOp::Put(_) => true,
+        RequestOp::Txn(t) => txn_has_put(t),
+        _ => false,
+    })
+}
+
+#[tonic::async_trait]
+impl pb::kv_server::Kv for KvService {
+    async fn range(
+        &self,
+        request: Request<pb::RangeRequest>,
+    ) -> Result<Response<pb::RangeResponse>, Status> {
+        let req = convert::range_from_pb(request.into_inner())?;
+        validate::check_range(&req).map_err(status)?;
+        let store = self.node.store.clone();
+        let resp = tokio::task::spawn_blocking(move || store.range(&req))
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?
+            .map_err(status)?;
+        let header = self.node.header(resp.revision);
+        Ok(Response::new(convert::range_to_pb(resp, header)))
+    }
+
+    async fn put(
+        &self,
+        request: Request<pb::PutRequest>,
+    ) -> Result<Response<pb::PutResponse>, Status> {
+        let req = request.into_inner();
+        let size = req.encoded_len();
+        self.node.check_size(size)?;
+        let req = convert::put_from_pb(req);
+        validate::check_put(&req).map_err(status)?;
+        self.node.check_quota(size).await?;
+        match self.node.propose(Command::Put(req)).await? {
+            CommandOutput::Put(r) => {
+                let header = self.node.header(r.revision);
+                Ok(Response::new(convert::put_to_pb(r, header)))
+            }
+            other => Err(unexpected(other)),
+        }
+    }
+
+    async fn delete_range(
+        &self,
+        request: Request<pb::DeleteRangeRequest>,
+    ) -> Result<Response<pb::DeleteRangeResponse>, Status> {
+        let req = request.into_inner();
+        self.node.check_size(req.encoded_len())?;
+        let req = convert::delete_from_pb(req);
+        validate::check_delete_range(&req).map_err(status)?;
+        match self.node.propose(Command::DeleteRange(req)).await? {
+            CommandOutput::DeleteRange(r) => {
+                let header = self.node.header(r.revision);
+                Ok(Response::new(convert::delete_to_pb(r, header)))
+            }
+            other => Err(unexpected(other)),
+        }
+    }
+
+    async fn txn(
+        &self,
+        request: Request<pb::TxnRequest>,
+    ) -> Result<Response<pb::TxnResponse>, Status> {
+        let req = request.into_inner();
+        let size = req.encoded_len();
+        self.node.check_size(size)?;
+        let req = convert::txn_from_pb(req)?;
+        validate::check_txn(&req, self.node.config.max_txn_ops).map_err(status)?;
+        if txn_has_put(&req) {
+            self.node.check_quota(size).await?;
+        }
+        match self.node.propose(Command::Txn(req)).await? {
+            CommandOutput::Txn(r) => {
+                let header = self.node.header(r.revision);
+                Ok(Response::new(convert::txn_to_pb(r, header)))
+            }
+            other => Err(unexpected(other)),
+        }
+    }
+
+    async fn compact(
+        &self,
+        request: Request<pb::CompactionRequest>,
+    ) -> Result<Response<pb::CompactionResponse>, Status> {
+        let req = request.into_inner();
+        match self
+            .node
+            .propose(Command::Compact {
+                revision: req.revision,
+            })
+            .await?
+        {
+            CommandOutput::Compact { revision } => Ok(Response::new(pb::CompactionResponse {
+                header: self.node.header(revision),
+            })),
+            other => Err(unexpected(other)),
+        }
+    }
+}

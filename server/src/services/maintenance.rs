@@ -1,0 +1,309 @@
+//! The `Maintenance` service (Status, Alarm, Hash, HashKV, Defragment, Snapshot) and `Cluster`
+//! (one member until Raft replication arrives).
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use futures::Stream;
+use mainstay_proto::etcdserverpb as pb;
+use mainstay_store::{Alarm, AlarmKind, Command};
+use sha2::{Digest, Sha256};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status};
+
+use crate::error::status;
+use crate::node::Node;
+
+/// Version reported by Status and /version: the etcd API level this server implements.
+pub const ETCD_VERSION: &str = "3.5.17";
+const SNAPSHOT_CHUNK: usize = 32 * 1024;
+/// Snapshot chunks in flight to one client.
+const SNAPSHOT_BUFFER: usize = 4;
+
+pub struct MaintenanceService {
+    pub node: Arc<Node>,
+}
+
+fn alarm_to_pb(a: &Alarm) -> pb::AlarmMember {
+    pb::AlarmMember {
+        member_id: a.member_id,
+        alarm: match a.kind {
+            AlarmKind::NoSpace => pb::AlarmType::Nospace,
+            AlarmKind::Corrupt => pb::AlarmType::Corrupt,
+        } as i32,
+    }
+}
+
+fn blocking_err(e: tokio::task::JoinError) -> Status {
+    Status::internal(e.to_string())
+}
+
+#[tonic::async_trait]
+impl pb::maintenance_server::Maintenance for MaintenanceService {
+    async fn alarm(
+        &self,
+        request: Request<pb::AlarmRequest>,
+    ) -> Result<Response<pb::AlarmResponse>, Status> {
+        use pb::alarm_request::AlarmAction;
+        let req = request.into_inner();
+        let action = AlarmAction::try_from(req.action)
+            .map_err(|_| Status::invalid_argument("etcdserver: unknown alarm action"))?;
+        let kind = match pb::AlarmType::try_from(req.alarm) {
+            Ok(pb::AlarmType::Nospace) => Some(AlarmKind::NoSpace),
+            Ok(pb::AlarmType::Corrupt) => Some(AlarmKind::Corrupt),
+            _ => None,
+        };
+        let alarms = match (action, kind) {
+            (AlarmAction::Get, _) => self.node.store.alarms().iter().map(alarm_to_pb).collect(),
+            (_, None) => vec![],
+            (AlarmAction::Activate | AlarmAction::Deactivate, Some(kind)) => {
+                let alarm = Alarm {
+                    member_id: req.member_id,
+                    kind,
+                };
+                let cmd = if action == AlarmAction::Activate {
+                    Command::AlarmActivate(alarm)
+                } else {
+                    Command::AlarmDeactivate(alarm)
+                };
+                match self.node.propose(cmd).await? {
+                    mainstay_store::CommandOutput::Alarm { changed, .. } => {
+                        changed.iter().map(alarm_to_pb).collect()
+                    }
+                    other => return Err(Status::internal(format!("unexpected {other:?}"))),
+                }
+            }
+        };
+        Ok(Response::new(pb::AlarmResponse {
+            header: self.node.header(self.node.store.current_revision()),
+            alarms,
+        }))
+    }
+
+    async fn status(
+        &self,
+        _request: Request<pb::StatusRequest>,
+    ) -> Result<Response<pb::StatusResponse>, Status> {
+        let node = &self.node;
+        let index = node.store.applied_index();
+        let store = node.store.clone();
+        let in_use = tokio::task::spawn_blocking(move || store.size_in_use_bytes())
+            .await
+            .map_err(blocking_err)?;
+        let errors = node
+            .store
+            .alarms()
+            .iter()
+            .map(|a| match a.kind {
+                AlarmKind::NoSpace => {
+                    "memberID:{} alarm:NOSPACE ".replace("{}", &a.member_id.to_string())
+                }
+                AlarmKind::Corrupt => {
+                    "memberID:{} alarm:CORRUPT ".replace("{}", &a.member_id.to_string())
+                }
+            })
+            .collect();
+        Ok(Response::new(pb::StatusResponse {
+            header: node.header(node.store.current_revision()),
+            version: ETCD_VERSION.into(),
+            db_size: node.db_size() as i64,
+            leader: node.member_id,
+            raft_index: index,
+            raft_term: 1,
+            raft_applied_index: index,
+            errors,
+            db_size_in_use: in_use as i64,
+            is_learner: false,
+            db_size_quota: node.config.quota_backend_bytes as i64,
+            ..Default::default()
+        }))
+    }
+
+    async fn defragment(
+        &self,
+        _request: Request<pb::DefragmentRequest>,
+    ) -> Result<Response<pb::DefragmentResponse>, Status> {
+        let store = self.node.store.clone();
+        tokio::task::spawn_blocking(move || store.defragment())
+            .await
+            .map_err(blocking_err)?
+            .map_err(status)?;
+        Ok(Response::new(pb::DefragmentResponse {
+            header: self.node.header(self.node.store.current_revision()),
+        }))
+    }
+
+    async fn hash(
+        &self,
+        _request: Request<pb::HashRequest>,
+    ) -> Result<Response<pb::HashResponse>, Status> {
+        let store = self.node.store.clone();
+        let h = tokio::task::spawn_blocking(move || store.hash_kv(0))
+            .await
+            .map_err(blocking_err)?
+            .map_err(status)?;
+        Ok(Response::new(pb::HashResponse {
+            header: self.node.header(h.hash_revision),
+            hash: h.hash,
+        }))
+    }
+
+    async fn hash_kv(
+        &self,
+        request: Request<pb::HashKvRequest>,
+    ) -> Result<Response<pb::HashKvResponse>, Status> {
+        let rev = request.into_inner().revision;
+        let store = self.node.store.clone();
+        let h = tokio::task::spawn_blocking(move || store.hash_kv(rev))
+            .await
+            .map_err(blocking_err)?
+            .map_err(status)?;
+        Ok(Response::new(pb::HashKvResponse {
+            header: self.node.header(self.node.store.current_revision()),
+            hash: h.hash,
+            compact_revision: h.compact_revision,
+            hash_revision: h.hash_revision,
+        }))
+    }
+
+    type SnapshotStream =
+        Pin<Box<dyn Stream<Item = Result<pb::SnapshotResponse, Status>> + Send + 'static>>;
+
+    /// Streams a consistent copy of the store, followed (as etcd does) by the SHA-256 of
+    /// everything before it. `remaining_bytes` is an estimate until the last message, which says 0.
+    async fn snapshot(
+        &self,
+        _request: Request<pb::SnapshotRequest>,
+    ) -> Result<Response<Self::SnapshotStream>, Status> {
+        let (tx, rx) = mpsc::channel(SNAPSHOT_BUFFER);
+        let node = self.node.clone();
+        tokio::task::spawn_blocking(move || {
+            let header = node.header(node.store.current_revision());
+            let estimate = node.db_size();
+            let mut sent = 0u64;
+            let mut hasher = Sha256::new();
+            let result = node.store.write_snapshot(SNAPSHOT_CHUNK, |chunk| {
+                hasher.update(&chunk);
+                sent += chunk.len() as u64;
+                let msg = pb::SnapshotResponse {
+                    header: header.clone(),
+                    remaining_bytes: estimate.saturating_sub(sent).max(1),
+                    blob: chunk,
+                    ..Default::default()
+                };
+                tx.blocking_send(Ok(msg)).is_ok()
+            });
+            let last = match result {
+                Ok(true) => {
+                    // etcdctl expects a page-aligned (512-byte) file before the checksum, as a
+                    // bbolt file is; the store's format ends at its end marker, so zeros after it
+                    // are ignored.
+                    let pad = (512 - (sent % 512) as usize) % 512;
+                    if pad > 0 {
+                        let zeros = vec![0u8; pad];
+                        hasher.update(&zeros);
+                        let msg = pb::SnapshotResponse {
+                            header: header.clone(),
+                            remaining_bytes: 32,
+                            blob: zeros,
+                            ..Default::default()
+                        };
+                        if tx.blocking_send(Ok(msg)).is_err() {
+                            return;
+                        }
+                    }
+                    Ok(pb::SnapshotResponse {
+                        header,
+                        remaining_bytes: 0,
+                        blob: hasher.finalize().to_vec(),
+                        ..Default::default()
+                    })
+                }
+                Ok(false) => return, // the client went away
+                Err(e) => Err(status(e)),
+            };
+            let _ = tx.blocking_send(last);
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn downgrade(
+        &self,
+        _request: Request<pb::DowngradeRequest>,
+    ) -> Result<Response<pb::DowngradeResponse>, Status> {
+        Err(Status::unimplemented(
+            "mainstay: cluster downgrade is not supported",
+        ))
+    }
+
+    async fn move_leader(
+        &self,
+        _request: Request<pb::MoveLeaderRequest>,
+    ) -> Result<Response<pb::MoveLeaderResponse>, Status> {
+        Err(Status::unimplemented(
+            "mainstay: MoveLeader needs Raft replication (not in this release)",
+        ))
+    }
+}
+
+pub struct ClusterService {
+    pub node: Arc<Node>,
+}
+
+impl ClusterService {
+    fn not_yet<T>(&self, what: &str) -> Result<T, Status> {
+        Err(Status::unimplemented(format!(
+            "mainstay: {what} needs Raft replication (not in this release)"
+        )))
+    }
+}
+
+#[tonic::async_trait]
+impl pb::cluster_server::Cluster for ClusterService {
+    async fn member_add(
+        &self,
+        _r: Request<pb::MemberAddRequest>,
+    ) -> Result<Response<pb::MemberAddResponse>, Status> {
+        self.not_yet("MemberAdd")
+    }
+
+    async fn member_remove(
+        &self,
+        _r: Request<pb::MemberRemoveRequest>,
+    ) -> Result<Response<pb::MemberRemoveResponse>, Status> {
+        self.not_yet("MemberRemove")
+    }
+
+    async fn member_update(
+        &self,
+        _r: Request<pb::MemberUpdateRequest>,
+    ) -> Result<Response<pb::MemberUpdateResponse>, Status> {
+        self.not_yet("MemberUpdate")
+    }
+
+    async fn member_list(
+        &self,
+        _r: Request<pb::MemberListRequest>,
+    ) -> Result<Response<pb::MemberListResponse>, Status> {
+        let n = &self.node;
+        // etcd's MemberList header carries no revision.
+        Ok(Response::new(pb::MemberListResponse {
+            header: n.header(0),
+            members: vec![pb::Member {
+                id: n.member_id,
+                name: n.config.name.clone(),
+                peer_ur_ls: n.config.peer_urls.clone(),
+                client_ur_ls: n.config.client_urls.clone(),
+                is_learner: false,
+            }],
+        }))
+    }
+
+    async fn member_promote(
+        &self,
+        _r: Request<pb::MemberPromoteRequest>,
+    ) -> Result<Response<pb::MemberPromoteResponse>, Status> {
+        self.not_yet("MemberPromote")
+    }
+}
