@@ -160,7 +160,7 @@ impl KeyIndex {
         }
         if g.revs.len() == 1 && gen_idx != last {
             // Only the tombstone is left: the key was deleted; nothing of this generation is needed.
-            removed.extend(g.revs.drain(..));
+            removed.append(&mut g.revs);
             gen_idx += 1;
         }
         self.generations.drain(..gen_idx);

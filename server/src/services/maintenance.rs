@@ -187,7 +187,7 @@ impl pb::maintenance_server::Maintenance for MaintenanceService {
                 hasher.update(&chunk);
                 sent += chunk.len() as u64;
                 let msg = pb::SnapshotResponse {
-                    header: header.clone(),
+                    header,
                     remaining_bytes: estimate.saturating_sub(sent).max(1),
                     blob: chunk,
                     ..Default::default()
@@ -204,7 +204,7 @@ impl pb::maintenance_server::Maintenance for MaintenanceService {
                         let zeros = vec![0u8; pad];
                         hasher.update(&zeros);
                         let msg = pb::SnapshotResponse {
-                            header: header.clone(),
+                            header,
                             remaining_bytes: 32,
                             blob: zeros,
                             ..Default::default()

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Builds mainstay and runs one store node with etcd's default ports on loopback
+# (clients: http://127.0.0.1:2379), data in ./mainstay-data. Ctrl-C stops it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/mainstay-target}"
+scripts/setup.sh
+# The dev profile builds dependencies (RocksDB) with optimisations: one build serves tests and this.
+cargo build --bin mainstay
+echo "mainstay: try   etcdctl --endpoints http://127.0.0.1:2379 put foo bar" >&2
+exec "$CARGO_TARGET_DIR/debug/mainstay" store --name node1 --data-dir mainstay-data \
+  --listen-client-urls http://127.0.0.1:2379 --advertise-client-urls http://127.0.0.1:2379 \
+  --listen-peer-urls http://127.0.0.1:2380 --initial-advertise-peer-urls http://127.0.0.1:2380 \
+  --initial-cluster node1=http://127.0.0.1:2380 "$@"

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Runs every test: unit, property and integration tests (cargo), then the etcdctl e2e scenario
+# against real etcd 3.4 and against mainstay, whose normalised outputs must be identical.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/mainstay-target}"
+scripts/setup.sh
+cargo build --bin mainstay
+cargo test --workspace
+tests/e2e/compare-with-etcd.sh "$CARGO_TARGET_DIR/debug/mainstay"
