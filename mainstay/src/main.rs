@@ -25,7 +25,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run a store node that speaks etcd's v3 gRPC API.
-    Store(StoreArgs),
+    Store(Box<StoreArgs>),
     /// Check a node's /health endpoint; exit 0 when healthy.
     Health {
         /// Client URL of the node.
@@ -223,7 +223,7 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     match Cli::parse().command {
-        Command::Store(args) => run_store(args).await,
+        Command::Store(args) => run_store(*args).await,
         Command::Health { endpoint } => check_health(&endpoint).await,
     }
 }

@@ -75,13 +75,53 @@ pub fn routes(node: &Arc<Node>) -> Routes {
     let lease = services::lease::LeaseService { node: node.clone() };
     let maint = services::maintenance::MaintenanceService { node: node.clone() };
     let cluster = services::maintenance::ClusterService { node: node.clone() };
-    Routes::from(http)
-        .add_service(health_service)
+    // Built from tonic's `Routes` so an unknown gRPC service gets gRPC's UNIMPLEMENTED (tonic's
+    // fallback), then the HTTP routes are merged in.
+    let routes = Routes::new(health_service)
         .add_service(KvServer::new(kv).max_decoding_message_size(limit))
         .add_service(WatchServer::new(watch).max_decoding_message_size(limit))
         .add_service(LeaseServer::new(lease).max_decoding_message_size(limit))
         .add_service(MaintenanceServer::new(maint).max_decoding_message_size(limit))
-        .add_service(ClusterServer::new(cluster).max_decoding_message_size(limit))
+        .add_service(ClusterServer::new(cluster).max_decoding_message_size(limit));
+    Routes::from(
+        routes
+            .into_axum_router()
+            .merge(http)
+            .layer(axum::middleware::map_response(receive_limit_as_grpc_go)),
+    )
+}
+
+/// tonic's refusal of a request over the receive limit, as (found, limit) bytes.
+fn tonic_too_large(message: &str) -> Option<(u64, u64)> {
+    let rest = message.strip_prefix("Error, decoded message length too large: found ")?;
+    let (found, rest) = rest.split_once(" bytes, the limit is: ")?;
+    let limit = rest.strip_suffix(" bytes")?;
+    Some((found.parse().ok()?, limit.parse().ok()?))
+}
+
+/// etcd's gRPC server (grpc-go) refuses a request over its receive limit with ResourceExhausted
+/// "grpc: received message larger than max (N vs. M)"; tonic says OutOfRange "Error, decoded
+/// message length too large: ...". Clients see grpc-go's answer. (Unary calls only: there the
+/// refusal is a trailers-only response, so the status is in the headers.)
+async fn receive_limit_as_grpc_go(mut resp: axum::response::Response) -> axum::response::Response {
+    if resp.headers().get("grpc-status").map(|v| v.as_bytes()) != Some(b"11") {
+        return resp;
+    }
+    let Some(status) = tonic::Status::from_header_map(resp.headers()) else {
+        return resp;
+    };
+    if let Some((found, limit)) = tonic_too_large(status.message()) {
+        let etcd = tonic::Status::resource_exhausted(format!(
+            "grpc: received message larger than max ({found} vs. {limit})"
+        ));
+        let headers = resp.headers_mut();
+        headers.remove("grpc-message");
+        headers.remove("grpc-status-details-bin");
+        if etcd.add_header(headers).is_err() {
+            tracing::warn!("could not rewrite a receive-limit status");
+        }
+    }
+    resp
 }
 
 /// Binds every client URL first (so a port clash fails fast), then serves until `shutdown`.
@@ -184,5 +224,31 @@ mod tests {
         assert!(parse_listen_url("https://127.0.0.1:2379").is_err());
         assert!(parse_listen_url("http://127.0.0.1").is_err());
         assert!(parse_listen_url("http://example.com:2379").is_err());
+    }
+
+    #[tokio::test]
+    async fn over_limit_requests_get_grpc_gos_status() {
+        let limit = 16;
+        let mut resp = axum::response::Response::new(axum::body::Body::empty());
+        let tonic_status = tonic::Status::out_of_range(format!(
+            "Error, decoded message length too large: found 20 bytes, the limit is: {limit} bytes"
+        ));
+        tonic_status.add_header(resp.headers_mut()).unwrap();
+        let resp = receive_limit_as_grpc_go(resp).await;
+        let s = tonic::Status::from_header_map(resp.headers()).unwrap();
+        assert_eq!(s.code(), tonic::Code::ResourceExhausted);
+        assert_eq!(
+            s.message(),
+            "grpc: received message larger than max (20 vs. 16)"
+        );
+
+        // Any other status passes through untouched.
+        let mut resp = axum::response::Response::new(axum::body::Body::empty());
+        let other =
+            tonic::Status::out_of_range("etcdserver: mvcc: required revision is a future revision");
+        other.add_header(resp.headers_mut()).unwrap();
+        let resp = receive_limit_as_grpc_go(resp).await;
+        let s = tonic::Status::from_header_map(resp.headers()).unwrap();
+        assert_eq!((s.code(), s.message()), (other.code(), other.message()));
     }
 }
