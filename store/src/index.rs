@@ -30,6 +30,10 @@ impl TreeIndex {
         self.keys.get_mut(key).is_some_and(|ki| ki.tombstone(rev))
     }
 
+    pub fn restore_tombstone(&mut self, key: &[u8], rev: Revision) {
+        self.entry(key).restore_tombstone(rev)
+    }
+
     fn entry(&mut self, key: &[u8]) -> &mut KeyIndex {
         if !self.keys.contains_key(key) {
             self.keys.insert(key.to_vec(), KeyIndex::new());

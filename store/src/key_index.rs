@@ -9,8 +9,11 @@
 //! ```
 //!
 //! The last generation is empty while the key is deleted. Compaction at revision `r` drops every
-//! revision below `r` except the largest one at or below `r` (which is still visible when reading at
-//! `r`); a generation whose tombstone is at or below `r` disappears entirely.
+//! revision below `r` except the largest one below `r` when no change at `r` itself supersedes it
+//! (it is what a read at `r` sees); a generation whose tombstone is below `r` disappears entirely.
+//! Changes at `r` itself are kept, tombstones included: history from the compacted revision on is
+//! still served (a watch may start at `r`), so it must be complete. etcd does the same since
+//! etcd-io/etcd#18274; before that it dropped a tombstone at `r`, losing its delete event.
 
 use crate::revision::Revision;
 
@@ -107,6 +110,19 @@ impl KeyIndex {
         true
     }
 
+    /// Rebuilds a tombstone read back from disk. Its generation's puts may all have been compacted
+    /// away (a tombstone at the compacted revision is kept): then it is a generation of its own.
+    pub fn restore_tombstone(&mut self, rev: Revision) {
+        if !self.tombstone(rev) {
+            let g = self
+                .generations
+                .last_mut()
+                .expect("a key index always has a generation");
+            g.revs.push(rev);
+            self.generations.push(Generation::default());
+        }
+    }
+
     /// What a read at main revision `at` sees, if the key exists then.
     pub fn get(&self, at: i64) -> Option<KeyAt> {
         let last = self.generations.len() - 1;
@@ -146,7 +162,7 @@ impl KeyIndex {
                 .revs
                 .last()
                 .expect("closed generation has a tombstone");
-            if tomb.main > at {
+            if tomb.main >= at {
                 break;
             }
             gen_idx += 1;
@@ -154,15 +170,16 @@ impl KeyIndex {
         for g in &self.generations[..gen_idx] {
             removed.extend_from_slice(&g.revs);
         }
+        // Of the revisions below `at`, only the last is needed, and only if nothing at `at` follows.
         let g = &mut self.generations[gen_idx];
-        if let Some(keep_from) = g.revs.iter().rposition(|r| r.main <= at) {
-            removed.extend(g.revs.drain(..keep_from));
-        }
-        if g.revs.len() == 1 && gen_idx != last {
-            // Only the tombstone is left: the key was deleted; nothing of this generation is needed.
-            removed.append(&mut g.revs);
-            gen_idx += 1;
-        }
+        let below = g.revs.iter().take_while(|r| r.main < at).count();
+        let changed_at = g.revs.get(below).is_some_and(|r| r.main == at);
+        let keep_from = if changed_at {
+            below
+        } else {
+            below.saturating_sub(1)
+        };
+        removed.extend(g.revs.drain(..keep_from));
         self.generations.drain(..gen_idx);
     }
 }
@@ -272,7 +289,7 @@ mod tests {
     fn compaction_drops_deleted_generations() {
         let mut ki = example();
         let mut removed = Vec::new();
-        ki.compact(6, &mut removed);
+        ki.compact(7, &mut removed);
         assert_eq!(removed, vec![rev(2), rev(4), rev(6)]);
         ki.compact(13, &mut removed);
         assert_eq!(ki.generations.len(), 1);
@@ -282,8 +299,46 @@ mod tests {
         gone.put(rev(1));
         gone.tombstone(rev(2));
         let mut removed = Vec::new();
-        gone.compact(2, &mut removed);
+        gone.compact(3, &mut removed);
         assert!(gone.is_empty());
         assert_eq!(removed, vec![rev(1), rev(2)]);
+    }
+
+    #[test]
+    fn compaction_keeps_changes_at_its_revision() {
+        // A tombstone at the compacted revision is history a watch from there must see.
+        let mut ki = example();
+        let mut removed = Vec::new();
+        ki.compact(6, &mut removed);
+        assert_eq!(removed, vec![rev(2), rev(4)]);
+        assert_eq!(ki.generations[0].revs, vec![rev(6)]);
+        assert_eq!(ki.get(6), None);
+        assert_eq!(ki.get(8), example().get(8));
+        // So is a put at it: the put before it is no longer needed.
+        let mut ki = example();
+        ki.compact(10, &mut removed);
+        assert_eq!(ki.generations[0].revs, vec![rev(10), rev(12)]);
+        // A put and a delete in one revision: both stay.
+        let mut ki = KeyIndex::new();
+        ki.put(rev(1));
+        ki.put(Revision::new(2, 0));
+        assert!(ki.tombstone(Revision::new(2, 1)));
+        let mut removed = Vec::new();
+        ki.compact(2, &mut removed);
+        assert_eq!(removed, vec![rev(1)]);
+        assert_eq!(
+            ki.generations[0].revs,
+            vec![Revision::new(2, 0), Revision::new(2, 1)]
+        );
+        // After a restart, such a lone tombstone is rebuilt as a generation of its own.
+        let mut restored = KeyIndex::new();
+        restored.restore_tombstone(rev(6));
+        restored.restore_put(rev(8), 8, 1);
+        assert_eq!(restored.generations.len(), 2);
+        assert_eq!(restored.get(6), None);
+        assert_eq!(restored.get(8), example().get(8));
+        let mut removed = Vec::new();
+        restored.compact(7, &mut removed);
+        assert_eq!(removed, vec![rev(6)]);
     }
 }

@@ -410,7 +410,7 @@ fn restore(backend: &Backend) -> Result<State> {
         let rev = Revision::decode(&k).ok_or_else(|| StoreError::Corrupt("revision key".into()))?;
         let (kv, tombstone) = backend::decode_record(rev, &v)?;
         if tombstone {
-            state.index.tombstone(&kv.key, rev);
+            state.index.restore_tombstone(&kv.key, rev);
             state.key_leases.remove(&kv.key);
         } else {
             state
