@@ -290,8 +290,11 @@ impl WatchHub {
             match w.sink.try_send(msg) {
                 Ok(()) => w.min_rev = revision + 1,
                 Err(TrySendError::Full(_)) => {
-                    // Everything before this commit was delivered; catch-up restarts from it.
-                    w.min_rev = first_new;
+                    // Everything before this commit was delivered; catch-up restarts from it (or
+                    // from a later start revision the watcher asked for). A synced watcher's
+                    // `min_rev` may lag behind commits it had no events in: that is why it is
+                    // raised here, once, rather than for every synced watcher on every commit.
+                    w.min_rev = w.min_rev.max(first_new);
                     inner.unmark_synced(key);
                     inner.unsynced.insert(key);
                     fell_behind = true;
@@ -300,17 +303,6 @@ impl WatchHub {
                     inner.remove(key);
                 }
             }
-        }
-        // Synced watchers without events in this commit have still seen it.
-        let synced: Vec<WatcherKey> = inner
-            .watchers
-            .iter()
-            .filter(|(_, w)| w.synced)
-            .map(|(k, _)| *k)
-            .collect();
-        for key in synced {
-            let w = inner.watchers.get_mut(&key).expect("listed above");
-            w.min_rev = w.min_rev.max(revision + 1);
         }
         drop(inner);
         if fell_behind {
@@ -489,6 +481,46 @@ mod tests {
             }
         }
         out
+    }
+
+    #[test]
+    fn a_future_start_is_kept_when_the_watcher_falls_behind_mid_batch() {
+        let mut f = Fixture::new();
+        let (tx, mut rx) = mpsc::channel(1);
+        let stream = f.hub.new_stream();
+        let start = f.hub.revision() + 2;
+        f.hub
+            .watch(stream, 1, spec("k", "", start), tx.clone())
+            .unwrap();
+        // The channel is full, and one apply commits three revisions: the watcher falls behind
+        // in a batch that begins before its start revision.
+        tx.try_send(WatchMessage {
+            watch_id: 9,
+            events: vec![],
+            revision: 0,
+            compact_revision: 0,
+        })
+        .unwrap();
+        let puts: Vec<Command> = (0..3)
+            .map(|i| {
+                Command::Put(PutRequest {
+                    key: "k".into(),
+                    value: format!("{i}").into(),
+                    ..Default::default()
+                })
+            })
+            .collect();
+        f.index += 1;
+        let applied = f.store.apply(f.index, &puts);
+        f.hub.notify(applied.revision, &applied.events);
+        assert_eq!(rx.try_recv().unwrap().watch_id, 9);
+        while f.hub.catch_up_once() {}
+        let got: Vec<i64> = drain(&mut rx).into_iter().map(|(rev, _)| rev).collect();
+        assert_eq!(
+            got,
+            vec![start, start + 1],
+            "nothing before the start revision"
+        );
     }
 
     #[test]
