@@ -872,7 +872,9 @@ impl WriteTxn<'_> {
                     if r.revision > self.read_rev() {
                         return Err(StoreError::FutureRevision);
                     }
-                    if r.revision > 0 && r.revision < self.state.compact_rev {
+                    // etcd's checkRequestRange: any non-zero revision below the first retained
+                    // one (-1 before any compaction) is compacted, negative ones included.
+                    if r.revision != 0 && r.revision < self.first_rev() {
                         return Err(StoreError::Compacted);
                     }
                 }
@@ -913,8 +915,18 @@ impl WriteTxn<'_> {
         })
     }
 
+    /// etcd's compacted revision as its checks see it: -1 until the first compaction (which
+    /// this store records as 0; a compaction at 0 changes nothing, so the two agree).
+    fn first_rev(&self) -> i64 {
+        if self.state.compact_rev == 0 {
+            -1
+        } else {
+            self.state.compact_rev
+        }
+    }
+
     fn compact(&mut self, revision: i64) -> Result<CommandOutput> {
-        if revision <= self.state.compact_rev {
+        if revision <= self.first_rev() {
             return Err(StoreError::Compacted);
         }
         if revision > self.state.current_rev {
@@ -999,5 +1011,54 @@ fn compare_kv(c: &Compare, kv: &KeyValue) -> bool {
         CompareResult::NotEqual => ord != O::Equal,
         CompareResult::Greater => ord == O::Greater,
         CompareResult::Less => ord == O::Less,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn open() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let config = StoreConfig {
+            sync_writes: false,
+            ..StoreConfig::default()
+        };
+        let store = Store::open(dir.path(), config).unwrap();
+        (dir, store)
+    }
+
+    fn txn_range_at(revision: i64) -> Command {
+        Command::Txn(TxnRequest {
+            success: vec![RequestOp::Range(RangeRequest {
+                key: b"k".to_vec(),
+                revision,
+                ..Default::default()
+            })],
+            ..Default::default()
+        })
+    }
+
+    #[test]
+    fn before_any_compaction_the_first_revision_is_minus_one_as_in_etcd() {
+        let (_dir, store) = open();
+        // etcd accepts a compaction at 0 on a fresh store.
+        let out = store.apply(1, &[Command::Compact { revision: 0 }]);
+        assert!(out.outputs[0].is_ok(), "{:?}", out.outputs[0]);
+        // A txn range at -1 reads at head; below -1 is compacted (etcd's checkRequestRange).
+        let out = store.apply(2, &[txn_range_at(-1), txn_range_at(-2)]);
+        assert!(out.outputs[0].is_ok(), "{:?}", out.outputs[0]);
+        assert_eq!(out.outputs[1], Err(StoreError::Compacted));
+        let put = Command::Put(PutRequest {
+            key: b"k".to_vec(),
+            value: b"v".to_vec(),
+            ..Default::default()
+        });
+        store.apply(3, &[put.clone(), put]);
+        let out = store.apply(4, &[Command::Compact { revision: 2 }, txn_range_at(1)]);
+        assert!(out.outputs[0].is_ok());
+        assert_eq!(out.outputs[1], Err(StoreError::Compacted));
+        let out = store.apply(5, &[Command::Compact { revision: 2 }]);
+        assert_eq!(out.outputs[0], Err(StoreError::Compacted));
     }
 }
