@@ -209,12 +209,13 @@ async fn writer(node: Arc<Node>, mut rx: mpsc::Receiver<Proposal>) {
     let mut index = node.store.applied_index();
     let mut batch = Vec::with_capacity(MAX_BATCH);
     loop {
-        batch.clear();
         if rx.recv_many(&mut batch, MAX_BATCH).await == 0 {
             return;
         }
         index += 1;
-        let commands: Vec<Command> = batch.iter().map(|p| p.command.clone()).collect();
+        // Commands move into the blocking apply; replies stay here. No copy of a request.
+        let (commands, replies): (Vec<Command>, Vec<_>) =
+            batch.drain(..).map(|p| (p.command, p.reply)).unzip();
         let store = node.store.clone();
         let applied = match tokio::task::spawn_blocking(move || {
             let applied = store.apply(index, &commands);
@@ -232,8 +233,8 @@ async fn writer(node: Arc<Node>, mut rx: mpsc::Receiver<Proposal>) {
         let (applied, commands) = applied;
         node.hub.notify(applied.revision, &applied.events);
         node.lessor.observe(&commands, &applied.outputs);
-        for (p, out) in batch.drain(..).zip(applied.outputs) {
-            let _ = p.reply.send(out);
+        for (reply, out) in replies.into_iter().zip(applied.outputs) {
+            let _ = reply.send(out);
         }
     }
 }

@@ -95,13 +95,12 @@ impl pb::maintenance_server::Maintenance for MaintenanceService {
             .store
             .alarms()
             .iter()
-            .map(|a| match a.kind {
-                AlarmKind::NoSpace => {
-                    "memberID:{} alarm:NOSPACE ".replace("{}", &a.member_id.to_string())
-                }
-                AlarmKind::Corrupt => {
-                    "memberID:{} alarm:CORRUPT ".replace("{}", &a.member_id.to_string())
-                }
+            .map(|a| {
+                let kind = match a.kind {
+                    AlarmKind::NoSpace => "NOSPACE",
+                    AlarmKind::Corrupt => "CORRUPT",
+                };
+                format!("memberID:{} alarm:{kind} ", a.member_id)
             })
             .collect();
         Ok(Response::new(pb::StatusResponse {
