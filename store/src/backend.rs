@@ -25,6 +25,8 @@ pub(crate) const COLUMN_FAMILIES: [&str; 3] = [CF_KV, CF_LEASE, CF_META];
 pub(crate) const META_CURRENT_REVISION: &[u8] = b"current_revision";
 pub(crate) const META_COMPACT_REVISION: &[u8] = b"compact_revision";
 pub(crate) const META_APPLIED_INDEX: &[u8] = b"applied_index";
+/// Opaque bytes recorded with each apply by a replication layer (see `Store::apply_with_marker`).
+pub(crate) const META_APPLIED_MARKER: &[u8] = b"applied_marker";
 pub(crate) const META_ALARM_PREFIX: &[u8] = b"alarm/";
 
 const RECORD_TOMBSTONE: u8 = 1;

@@ -2,7 +2,7 @@
 
 /// Everything the store can refuse or fail at. Variants that are a client's mistake carry no detail:
 /// the server maps each to etcd's exact gRPC code and message (clients match on the message text).
-#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum StoreError {
     #[error("store: mvcc: required revision has been compacted")]
     Compacted,

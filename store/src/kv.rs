@@ -1,7 +1,7 @@
 //! The store's domain types for keys, values and change events.
 
 /// One version of a key, as etcd's `mvccpb.KeyValue`.
-#[derive(Clone, Debug, PartialEq, Eq, Default)]
+#[derive(Clone, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct KeyValue {
     pub key: Vec<u8>,
     /// Revision of the last creation of this key (reset by a delete).
@@ -15,14 +15,14 @@ pub struct KeyValue {
     pub lease: i64,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum EventKind {
     Put,
     Delete,
 }
 
 /// A change to one key. For `Delete`, `kv` carries only the key and the deleting revision, as in etcd.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Event {
     pub kind: EventKind,
     pub kv: KeyValue,
@@ -31,7 +31,7 @@ pub struct Event {
 
 /// A key range in etcd's convention: an empty `range_end` means the single key `key`, a `range_end`
 /// of `"\0"` means every key `>= key`, anything else means `[key, range_end)`.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum KeyRange {
     Single(Vec<u8>),
     From(Vec<u8>),

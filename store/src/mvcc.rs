@@ -9,7 +9,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use rocksdb::{Direction, IteratorMode, ReadOptions, WriteBatch};
 
@@ -73,7 +73,8 @@ struct State {
 }
 
 pub struct Store {
-    backend: Backend,
+    /// Swapped whole (under the state's write lock) when a snapshot replaces the store's contents.
+    backend: RwLock<Arc<Backend>>,
     state: RwLock<State>,
     /// Revision whose writes are all on disk and visible; read without the lock.
     committed_rev: AtomicI64,
@@ -97,11 +98,18 @@ impl Store {
         let store = Store {
             committed_rev: AtomicI64::new(state.current_rev),
             compact_rev: AtomicI64::new(state.compact_rev),
-            backend,
+            backend: RwLock::new(Arc::new(backend)),
             state: RwLock::new(state),
             config,
         };
         Ok(store)
+    }
+
+    fn backend(&self) -> Arc<Backend> {
+        self.backend
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     fn read_state(&self) -> RwLockReadGuard<'_, State> {
@@ -130,7 +138,21 @@ impl Store {
     /// Panics if RocksDB refuses the write: the in-memory state is already ahead of the disk, and
     /// the only safe continuation is a restart that rebuilds from what is durable.
     pub fn apply(&self, applied_index: u64, commands: &[Command]) -> Applied {
+        self.apply_with_marker(applied_index, commands, None)
+    }
+
+    /// [`Store::apply`], also recording `marker` (opaque to the store: a replication layer's
+    /// applied log position and membership) in the same atomic write, so it can never disagree with
+    /// the data. [`Store::applied_marker`] reads it back.
+    pub fn apply_with_marker(
+        &self,
+        applied_index: u64,
+        commands: &[Command],
+        marker: Option<&[u8]>,
+    ) -> Applied {
         let mut state = self.write_state();
+        let backend = self.backend();
+        let backend = &*backend;
         let mut batch = WriteBatch::default();
         let mut pending = HashMap::new();
         let mut events = Vec::new();
@@ -139,6 +161,7 @@ impl Store {
             let begin_rev = state.current_rev;
             let mut txn = WriteTxn {
                 store: self,
+                backend,
                 state: &mut state,
                 batch: &mut batch,
                 pending: &mut pending,
@@ -158,7 +181,10 @@ impl Store {
             outputs.push(output);
         }
         state.applied_index = applied_index;
-        let meta = self.backend.cf(CF_META);
+        let meta = backend.cf(CF_META);
+        if let Some(marker) = marker {
+            batch.put_cf(meta, backend::META_APPLIED_MARKER, marker);
+        }
         batch.put_cf(
             meta,
             backend::META_CURRENT_REVISION,
@@ -169,7 +195,7 @@ impl Store {
             backend::META_APPLIED_INDEX,
             applied_index.to_be_bytes(),
         );
-        if let Err(e) = self.backend.write(batch) {
+        if let Err(e) = backend.write(batch) {
             panic!("store: writing a batch failed; restart to recover from disk: {e}");
         }
         self.committed_rev
@@ -185,12 +211,14 @@ impl Store {
 
     /// A read at the last committed revision (or the one the request names).
     pub fn range(&self, req: &RangeRequest) -> Result<RangeResponse> {
-        let (plan, snapshot) = {
-            let state = self.read_state();
-            let plan = plan_range(&state.index, state.current_rev, state.compact_rev, req)?;
-            (plan, self.backend.db.snapshot())
-        };
-        let kv_cf = self.backend.cf(CF_KV);
+        // The backend is taken under the state lock so a snapshot install cannot pair one store's
+        // index with another's data.
+        let state = self.read_state();
+        let backend = self.backend();
+        let plan = plan_range(&state.index, state.current_rev, state.compact_rev, req)?;
+        let snapshot = backend.db.snapshot();
+        drop(state);
+        let kv_cf = backend.cf(CF_KV);
         finish_range(plan, req, |rev| {
             let bytes = snapshot.get_cf(kv_cf, rev.encode())?.ok_or_else(|| {
                 StoreError::Corrupt(format!("index names missing revision {rev:?}"))
@@ -211,7 +239,8 @@ impl Store {
         if from < self.compact_revision() {
             return Err(StoreError::Compacted);
         }
-        let snapshot = self.backend.db.snapshot();
+        let backend = self.backend();
+        let snapshot = backend.db.snapshot();
         if from < self.compact_revision() {
             return Err(StoreError::Compacted);
         }
@@ -219,7 +248,7 @@ impl Store {
         opts.set_iterate_upper_bound(Revision::new(to + 1, 0).encode().to_vec());
         let start = Revision::new(from, 0).encode();
         let iter = snapshot.iterator_cf_opt(
-            self.backend.cf(CF_KV),
+            backend.cf(CF_KV),
             opts,
             IteratorMode::From(&start, Direction::Forward),
         );
@@ -273,8 +302,9 @@ impl Store {
     /// CRC-32C over every stored change at or below `revision` (0: the current one). Replicas that
     /// applied the same commands have the same hash.
     pub fn hash_kv(&self, revision: i64) -> Result<HashKv> {
+        let state = self.read_state();
+        let backend = self.backend();
         let (rev, compact_rev, snapshot) = {
-            let state = self.read_state();
             if revision > 0 && revision <= state.compact_rev {
                 return Err(StoreError::Compacted);
             }
@@ -286,12 +316,13 @@ impl Store {
             } else {
                 revision
             };
-            (rev, state.compact_rev, self.backend.db.snapshot())
+            (rev, state.compact_rev, backend.db.snapshot())
         };
+        drop(state);
         let mut opts = ReadOptions::default();
         opts.set_iterate_upper_bound(Revision::new(rev + 1, 0).encode().to_vec());
         let mut hash = crc32c::crc32c(CF_KV.as_bytes());
-        for item in snapshot.iterator_cf_opt(self.backend.cf(CF_KV), opts, IteratorMode::Start) {
+        for item in snapshot.iterator_cf_opt(backend.cf(CF_KV), opts, IteratorMode::Start) {
             let (k, v) = item?;
             hash = crc32c::crc32c_append(hash, &k);
             hash = crc32c::crc32c_append(hash, &v);
@@ -316,12 +347,13 @@ impl Store {
     }
 
     fn sum_property(&self, name: &str) -> u64 {
+        let backend = self.backend();
         COLUMN_FAMILIES
             .iter()
             .filter_map(|cf| {
-                self.backend
+                backend
                     .db
-                    .property_int_value_cf(self.backend.cf(cf), name)
+                    .property_int_value_cf(backend.cf(cf), name)
                     .ok()
                     .flatten()
             })
@@ -330,12 +362,13 @@ impl Store {
 
     /// Rewrites all data files, dropping space held by deleted and compacted entries.
     pub fn defragment(&self) -> Result<()> {
+        let backend = self.backend();
         for cf in COLUMN_FAMILIES {
-            self.backend
+            backend
                 .db
-                .compact_range_cf(self.backend.cf(cf), None::<&[u8]>, None::<&[u8]>);
+                .compact_range_cf(backend.cf(cf), None::<&[u8]>, None::<&[u8]>);
         }
-        self.backend.db.flush()?;
+        backend.db.flush()?;
         Ok(())
     }
 
@@ -351,15 +384,26 @@ impl Store {
     pub fn write_snapshot(
         &self,
         chunk_bytes: usize,
-        mut sink: impl FnMut(Vec<u8>) -> bool,
+        sink: impl FnMut(Vec<u8>) -> bool,
     ) -> Result<bool> {
-        let snapshot = {
-            let _state = self.read_state();
-            self.backend.db.snapshot()
-        };
+        Ok(self.write_snapshot_marked(chunk_bytes, sink)?.0)
+    }
+
+    /// [`Store::write_snapshot`], also returning the applied marker as of the snapshot (read from
+    /// the same consistent view, so it describes exactly the data written).
+    pub fn write_snapshot_marked(
+        &self,
+        chunk_bytes: usize,
+        mut sink: impl FnMut(Vec<u8>) -> bool,
+    ) -> Result<(bool, Option<Vec<u8>>)> {
+        let state = self.read_state();
+        let backend = self.backend();
+        let snapshot = backend.db.snapshot();
+        drop(state);
+        let marker = snapshot.get_cf(backend.cf(CF_META), backend::META_APPLIED_MARKER)?;
         let mut chunk = SNAPSHOT_MAGIC.to_vec();
         for (cf_id, cf) in COLUMN_FAMILIES.iter().enumerate() {
-            for item in snapshot.iterator_cf(self.backend.cf(cf), IteratorMode::Start) {
+            for item in snapshot.iterator_cf(backend.cf(cf), IteratorMode::Start) {
                 let (k, v) = item?;
                 chunk.push(cf_id as u8);
                 chunk.extend_from_slice(&(k.len() as u32).to_be_bytes());
@@ -367,12 +411,57 @@ impl Store {
                 chunk.extend_from_slice(&(v.len() as u32).to_be_bytes());
                 chunk.extend_from_slice(&v);
                 if chunk.len() >= chunk_bytes && !sink(std::mem::take(&mut chunk)) {
-                    return Ok(false);
+                    return Ok((false, marker));
                 }
             }
         }
         chunk.push(0xff);
-        Ok(sink(chunk))
+        Ok((sink(chunk), marker))
+    }
+
+    /// The marker recorded by the last [`Store::apply_with_marker`] that carried one (or by the
+    /// snapshot this store was installed from).
+    pub fn applied_marker(&self) -> Result<Option<Vec<u8>>> {
+        let _state = self.read_state();
+        let backend = self.backend();
+        Ok(backend
+            .db
+            .get_cf(backend.cf(CF_META), backend::META_APPLIED_MARKER)?)
+    }
+
+    /// Makes every applied batch durable (for stores opened without `sync_writes`, before a
+    /// replication layer relies on them, e.g. before discarding log entries).
+    pub fn sync(&self) -> Result<()> {
+        self.backend().db.flush_wal(true)?;
+        Ok(())
+    }
+
+    /// Replaces this store's whole contents, in place, with a snapshot written by
+    /// [`Store::write_snapshot`]: the snapshot is installed into the new directory `new_path`
+    /// (which must not exist) as a stream, then swapped in atomically for readers. The old
+    /// directory is left for the caller to remove. Watchers and caches over the store must be told
+    /// (the revision may jump forward or back).
+    pub fn replace_from_snapshot(&self, new_path: &Path, reader: impl std::io::Read) -> Result<()> {
+        if new_path.exists() {
+            return Err(StoreError::Backend(format!(
+                "{} already exists; a snapshot installs into a new directory",
+                new_path.display()
+            )));
+        }
+        let result = Self::fill_from_snapshot(new_path, reader);
+        if result.is_err() {
+            let _ = std::fs::remove_dir_all(new_path);
+        }
+        result?;
+        let backend = Backend::open(new_path, self.config.sync_writes)?;
+        let new_state = restore(&backend)?;
+        let mut state = self.write_state();
+        *self.backend.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(backend);
+        *state = new_state;
+        self.committed_rev
+            .store(state.current_rev, Ordering::Release);
+        self.compact_rev.store(state.compact_rev, Ordering::Release);
+        Ok(())
     }
 }
 
@@ -676,6 +765,7 @@ struct TxnPath {
 /// One command's write transaction: all its changes share main revision `begin_rev + 1`.
 struct WriteTxn<'a> {
     store: &'a Store,
+    backend: &'a Backend,
     state: &'a mut State,
     batch: &'a mut WriteBatch,
     /// Records written by this batch but not yet in RocksDB, for reads inside the batch.
@@ -708,11 +798,8 @@ impl WriteTxn<'_> {
                         lease.remaining_ttl_secs = *remaining;
                         let record =
                             backend::encode_lease(lease.ttl_secs, lease.remaining_ttl_secs);
-                        self.batch.put_cf(
-                            self.store.backend.cf(CF_LEASE),
-                            id.to_be_bytes(),
-                            record,
-                        );
+                        self.batch
+                            .put_cf(self.backend.cf(CF_LEASE), id.to_be_bytes(), record);
                     }
                 }
                 Ok(CommandOutput::LeaseCheckpoint {
@@ -723,7 +810,7 @@ impl WriteTxn<'_> {
                 let mut changed = Vec::new();
                 if self.state.alarms.insert(*alarm) {
                     self.batch
-                        .put_cf(self.store.backend.cf(CF_META), alarm_key(alarm), []);
+                        .put_cf(self.backend.cf(CF_META), alarm_key(alarm), []);
                     changed.push(*alarm);
                 }
                 Ok(CommandOutput::Alarm {
@@ -735,7 +822,7 @@ impl WriteTxn<'_> {
                 let mut changed = Vec::new();
                 if self.state.alarms.remove(alarm) {
                     self.batch
-                        .delete_cf(self.store.backend.cf(CF_META), alarm_key(alarm));
+                        .delete_cf(self.backend.cf(CF_META), alarm_key(alarm));
                     changed.push(*alarm);
                 }
                 Ok(CommandOutput::Alarm {
@@ -764,10 +851,9 @@ impl WriteTxn<'_> {
             return Ok(kv.clone());
         }
         let bytes = self
-            .store
             .backend
             .db
-            .get_cf(self.store.backend.cf(CF_KV), rev.encode())?
+            .get_cf(self.backend.cf(CF_KV), rev.encode())?
             .ok_or_else(|| StoreError::Corrupt(format!("index names missing revision {rev:?}")))?;
         Ok(backend::decode_record(rev, &bytes)?.0)
     }
@@ -802,7 +888,7 @@ impl WriteTxn<'_> {
     }
 
     fn write_record(&mut self, rev: Revision, kv: &KeyValue, tombstone: bool) {
-        let cf = self.store.backend.cf(CF_KV);
+        let cf = self.backend.cf(CF_KV);
         self.batch
             .put_cf(cf, rev.encode(), backend::encode_record(kv, tombstone));
         self.pending.insert(rev, kv.clone());
@@ -1007,13 +1093,13 @@ impl WriteTxn<'_> {
         if revision > self.state.current_rev {
             return Err(StoreError::FutureRevision);
         }
-        let cf = self.store.backend.cf(CF_KV);
+        let cf = self.backend.cf(CF_KV);
         for rev in self.state.index.compact(revision) {
             self.batch.delete_cf(cf, rev.encode());
             self.pending.remove(&rev);
         }
         self.state.compact_rev = revision;
-        let meta = self.store.backend.cf(CF_META);
+        let meta = self.backend.cf(CF_META);
         self.batch
             .put_cf(meta, backend::META_COMPACT_REVISION, revision.to_be_bytes());
         Ok(CommandOutput::Compact {
@@ -1038,7 +1124,7 @@ impl WriteTxn<'_> {
             keys: BTreeSet::new(),
         };
         self.batch.put_cf(
-            self.store.backend.cf(CF_LEASE),
+            self.backend.cf(CF_LEASE),
             id.to_be_bytes(),
             backend::encode_lease(ttl_secs, 0),
         );
@@ -1065,7 +1151,7 @@ impl WriteTxn<'_> {
         }
         self.state.leases.remove(&id);
         self.batch
-            .delete_cf(self.store.backend.cf(CF_LEASE), id.to_be_bytes());
+            .delete_cf(self.backend.cf(CF_LEASE), id.to_be_bytes());
         Ok(CommandOutput::LeaseRevoke {
             revision: self.read_rev(),
         })
@@ -1175,6 +1261,66 @@ mod tests {
             Store::install_snapshot(&dir.path().join("u"), StoreConfig::default(), &b"hello"[..]),
             Err(StoreError::Corrupt(_))
         ));
+    }
+
+    fn put_cmd(key: &str, value: &str) -> Command {
+        Command::Put(PutRequest {
+            key: key.as_bytes().to_vec(),
+            value: value.as_bytes().to_vec(),
+            ..Default::default()
+        })
+    }
+
+    #[test]
+    fn a_running_store_is_replaced_in_place_by_a_snapshot_with_its_marker() {
+        let (_dir, source) = open();
+        for i in 1..=200u64 {
+            source.apply_with_marker(i, &[put_cmd(&format!("a{}", i % 30), "x")], Some(b"m1"));
+        }
+        let mut bytes = Vec::new();
+        let (complete, marker) = source
+            .write_snapshot_marked(512, |chunk| {
+                bytes.extend_from_slice(&chunk);
+                true
+            })
+            .unwrap();
+        assert!(complete);
+        assert_eq!(marker.as_deref(), Some(&b"m1"[..]));
+
+        let (dir, target) = open();
+        target.apply_with_marker(1, &[put_cmd("only-here", "y")], Some(b"m0"));
+        let new_path = dir.path().join("replaced");
+        target.replace_from_snapshot(&new_path, &bytes[..]).unwrap();
+        assert_eq!(target.hash_kv(0).unwrap(), source.hash_kv(0).unwrap());
+        assert_eq!(target.current_revision(), source.current_revision());
+        assert_eq!(target.applied_index(), 200);
+        assert_eq!(
+            target.applied_marker().unwrap().as_deref(),
+            Some(&b"m1"[..])
+        );
+        let gone = target
+            .range(&RangeRequest {
+                key: b"only-here".to_vec(),
+                ..Default::default()
+            })
+            .unwrap();
+        assert!(gone.kvs.is_empty(), "the old contents are gone");
+        // Applying continues on the new contents, and they persist across a reopen.
+        let out = target.apply(201, &[put_cmd("after", "z")]);
+        assert_eq!(out.revision, source.current_revision() + 1);
+        drop(target);
+        let reopened = Store::open(&new_path, StoreConfig::default()).unwrap();
+        assert_eq!(reopened.current_revision(), source.current_revision() + 1);
+        // A truncated snapshot is refused and leaves the running store as it was.
+        let (dir, target) = open();
+        target.apply(1, &[put_cmd("kept", "v")]);
+        let before = target.hash_kv(0).unwrap();
+        let cut = &bytes[..bytes.len() / 2];
+        assert!(target
+            .replace_from_snapshot(&dir.path().join("bad"), cut)
+            .is_err());
+        assert!(!dir.path().join("bad").exists());
+        assert_eq!(target.hash_kv(0).unwrap(), before);
     }
 
     #[test]

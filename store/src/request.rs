@@ -4,7 +4,7 @@
 
 use crate::kv::KeyValue;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub enum SortOrder {
     #[default]
     None,
@@ -12,7 +12,7 @@ pub enum SortOrder {
     Descend,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub enum SortTarget {
     #[default]
     Key,
@@ -22,7 +22,7 @@ pub enum SortTarget {
     Value,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Default)]
+#[derive(Clone, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct RangeRequest {
     pub key: Vec<u8>,
     pub range_end: Vec<u8>,
@@ -40,7 +40,7 @@ pub struct RangeRequest {
     pub max_create_revision: i64,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Default)]
+#[derive(Clone, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct RangeResponse {
     /// Revision of the store when the read was served (etcd's header revision).
     pub revision: i64,
@@ -50,7 +50,7 @@ pub struct RangeResponse {
     pub count: i64,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Default)]
+#[derive(Clone, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct PutRequest {
     pub key: Vec<u8>,
     pub value: Vec<u8>,
@@ -60,27 +60,27 @@ pub struct PutRequest {
     pub ignore_lease: bool,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Default)]
+#[derive(Clone, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct PutResponse {
     pub revision: i64,
     pub prev_kv: Option<KeyValue>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Default)]
+#[derive(Clone, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct DeleteRangeRequest {
     pub key: Vec<u8>,
     pub range_end: Vec<u8>,
     pub prev_kv: bool,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Default)]
+#[derive(Clone, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct DeleteRangeResponse {
     pub revision: i64,
     pub deleted: i64,
     pub prev_kvs: Vec<KeyValue>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum CompareResult {
     Equal,
     Greater,
@@ -90,7 +90,7 @@ pub enum CompareResult {
 
 /// What a compare looks at, with the operand. (etcd's protobuf allows a target whose operand is of
 /// another kind; the edge resolves that to the target's zero value, as etcd does.)
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum CompareTarget {
     Version(i64),
     CreateRevision(i64),
@@ -99,7 +99,7 @@ pub enum CompareTarget {
     Lease(i64),
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Compare {
     pub key: Vec<u8>,
     pub range_end: Vec<u8>,
@@ -107,7 +107,7 @@ pub struct Compare {
     pub target: CompareTarget,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum RequestOp {
     Range(RangeRequest),
     Put(PutRequest),
@@ -115,7 +115,7 @@ pub enum RequestOp {
     Txn(TxnRequest),
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum ResponseOp {
     Range(RangeResponse),
     Put(PutResponse),
@@ -123,14 +123,14 @@ pub enum ResponseOp {
     Txn(TxnResponse),
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Default)]
+#[derive(Clone, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct TxnRequest {
     pub compare: Vec<Compare>,
     pub success: Vec<RequestOp>,
     pub failure: Vec<RequestOp>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Default)]
+#[derive(Clone, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct TxnResponse {
     /// For the outermost txn, the store revision after it; etcd leaves nested txns' revision at 0.
     pub revision: i64,
@@ -138,13 +138,17 @@ pub struct TxnResponse {
     pub responses: Vec<ResponseOp>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub enum AlarmKind {
     NoSpace,
     Corrupt,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub struct Alarm {
     pub member_id: u64,
     pub kind: AlarmKind,
@@ -153,7 +157,7 @@ pub struct Alarm {
 /// A state-changing command. Applying the same commands in the same order gives every replica the
 /// same state: anything non-deterministic (a new lease ID, the decision that a lease expired) is
 /// decided before the command is made.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Command {
     Put(PutRequest),
     DeleteRange(DeleteRangeRequest),
@@ -176,7 +180,7 @@ pub enum Command {
     AlarmDeactivate(Alarm),
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum CommandOutput {
     Put(PutResponse),
     DeleteRange(DeleteRangeResponse),
@@ -219,7 +223,7 @@ impl CommandOutput {
 }
 
 /// A lease as the store knows it: its granted TTL, the last checkpointed remaining TTL, and keys.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct LeaseInfo {
     pub id: i64,
     pub ttl_secs: i64,

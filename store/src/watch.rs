@@ -310,6 +310,30 @@ impl WatchHub {
         }
     }
 
+    /// The store's contents were replaced (a snapshot installed) and now stand at `revision`.
+    /// Every watcher continues from what it was last given: synced watchers become unsynced and
+    /// catch up from the new contents (or are canceled as compacted, when the snapshot's history
+    /// no longer reaches back to them).
+    pub fn store_replaced(&self, revision: i64) {
+        let mut inner = self.lock();
+        let delivered = inner.revision;
+        let synced: Vec<WatcherKey> = inner
+            .watchers
+            .iter()
+            .filter(|(_, w)| w.synced)
+            .map(|(k, _)| *k)
+            .collect();
+        for key in synced {
+            inner.unmark_synced(key);
+            inner.unsynced.insert(key);
+            let w = inner.watchers.get_mut(&key).expect("watcher exists");
+            w.min_rev = w.min_rev.max(delivered + 1);
+        }
+        inner.revision = revision;
+        drop(inner);
+        self.wake.notify_one();
+    }
+
     /// Runs catch-up rounds until the hub is dropped elsewhere and this task is aborted.
     pub async fn run_catch_up(self: Arc<Self>) {
         loop {
@@ -605,6 +629,47 @@ mod tests {
         }));
         assert!(drain(&mut rx).is_empty());
         assert_eq!(f.hub.watcher_count(), 0);
+    }
+
+    #[test]
+    fn after_a_snapshot_replaces_the_store_watchers_continue_without_gaps_or_duplicates() {
+        let mut f = Fixture::new();
+        let (tx, mut rx) = mpsc::channel(64);
+        let stream = f.hub.new_stream();
+        f.hub.watch(stream, 1, spec("", "\0", 2), tx).unwrap();
+        // A leader that applied the same five puts, then five this member missed.
+        let mut leader = Fixture::new();
+        for i in 0..10 {
+            if i < 5 {
+                f.put(&format!("k{i}"), "v");
+            }
+            leader.put(&format!("k{i}"), "v");
+        }
+        let mut seen = drain(&mut rx);
+        let mut bytes = Vec::new();
+        leader
+            .store
+            .write_snapshot(256, |c| {
+                bytes.extend_from_slice(&c);
+                true
+            })
+            .unwrap();
+        let new_path = f._dir.path().join("replaced");
+        f.store
+            .replace_from_snapshot(&new_path, &bytes[..])
+            .unwrap();
+        f.hub.store_replaced(f.store.current_revision());
+        assert_eq!(f.hub.synced_revision(stream, 1), None, "catching up");
+        while f.hub.synced_revision(stream, 1).is_none() {
+            f.hub.catch_up_once();
+            seen.extend(drain(&mut rx));
+        }
+        let revs: Vec<i64> = seen.iter().map(|(r, _)| *r).collect();
+        assert_eq!(revs, (2..=11).collect::<Vec<_>>());
+        // Live again: the next commit is delivered straight away.
+        f.index = 100;
+        f.put("live", "v");
+        assert_eq!(drain(&mut rx).len(), 1);
     }
 
     #[test]
