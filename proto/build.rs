@@ -11,6 +11,7 @@ const PROTOS: &[&str] = &[
     "proto/etcd/etcdserverpb/rpc.proto",
     "proto/etcd/v3lockpb/v3lock.proto",
     "proto/etcd/v3electionpb/v3election.proto",
+    "proto/mainstay/peer.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building and testing Mainstay needs on a Debian machine (idempotent):
 #   libclang-dev      RocksDB's bindings (bindgen)
-#   protobuf-compiler the etcd-client crate's build (our own proto crate uses a vendored protoc)
+#   protobuf-compiler, libprotobuf-dev   the etcd-client crate's build (protoc and the well-known
+#                     .proto files it imports; our own proto crate uses a vendored protoc)
 #   etcd-server, etcd-client  real etcd 3.4 and etcdctl, for the side-by-side e2e test
 set -euo pipefail
 if ! command -v apt-get >/dev/null; then
@@ -9,7 +10,7 @@ if ! command -v apt-get >/dev/null; then
   exit 0
 fi
 need=()
-for p in libclang-dev protobuf-compiler etcd-server etcd-client; do
+for p in libclang-dev protobuf-compiler libprotobuf-dev etcd-server etcd-client; do
   dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
 done
 if [ ${#need[@]} -gt 0 ]; then

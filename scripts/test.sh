@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test: unit, property and integration tests (cargo), then the etcdctl e2e scenario
-# against real etcd 3.4 and against mainstay, whose normalised outputs must be identical.
+# against real etcd 3.4 and against mainstay, whose normalised outputs must be identical: once with
+# one member each, once with three-member clusters.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/mainstay-target}"
@@ -8,3 +9,4 @@ scripts/setup.sh
 cargo build --bin mainstay
 cargo test --workspace
 tests/e2e/compare-with-etcd.sh "$CARGO_TARGET_DIR/debug/mainstay"
+tests/e2e/compare-with-etcd.sh --members 3 "$CARGO_TARGET_DIR/debug/mainstay"

@@ -2,6 +2,7 @@
 //!
 //! - `mainstay store`: a store node serving etcd's v3 API, configured with etcd's flag names (and
 //!   `ETCD_*` environment variables) so operators' scripts carry over.
+//! - `mainstay dev`: a local 3-member cluster on loopback, as separate `mainstay store` processes.
 //! - `mainstay health`: asks a node's `/health` (for container health checks: the image has no shell).
 
 use std::path::PathBuf;
@@ -9,7 +10,10 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
+use mainstay_server::node::ClusterState;
 use mainstay_server::{Node, NodeConfig};
+
+mod dev;
 
 #[derive(Parser)]
 #[command(
@@ -26,6 +30,8 @@ struct Cli {
 enum Command {
     /// Run a store node that speaks etcd's v3 gRPC API.
     Store(Box<StoreArgs>),
+    /// Run a 3-member cluster on loopback (separate processes) until Ctrl-C.
+    Dev(dev::DevArgs),
     /// Check a node's /health endpoint; exit 0 when healthy.
     Health {
         /// Client URL of the node.
@@ -103,6 +109,23 @@ struct StoreArgs {
     /// Largest number of operations in one txn.
     #[arg(long, env = "ETCD_MAX_TXN_OPS", default_value_t = 128)]
     max_txn_ops: usize,
+    /// Applied entries between snapshots of the store (after which the log behind them is
+    /// discarded).
+    #[arg(long, env = "ETCD_SNAPSHOT_COUNT", default_value_t = 100_000)]
+    snapshot_count: u64,
+    /// Time (in milliseconds) of a heartbeat interval.
+    #[arg(long, env = "ETCD_HEARTBEAT_INTERVAL", default_value_t = 100)]
+    heartbeat_interval: u64,
+    /// Time (in milliseconds) for an election to timeout.
+    #[arg(long, env = "ETCD_ELECTION_TIMEOUT", default_value_t = 1000)]
+    election_timeout: u64,
+    /// Seconds between checkpoints of leases' remaining TTLs by the leader.
+    #[arg(
+        long,
+        env = "MAINSTAY_LEASE_CHECKPOINT_INTERVAL",
+        default_value_t = 300
+    )]
+    lease_checkpoint_interval: u64,
 }
 
 impl StoreArgs {
@@ -114,28 +137,42 @@ impl StoreArgs {
             );
         }
         let peer_urls = split_urls(&self.initial_advertise_peer_urls);
-        let mut members = Vec::new();
+        if peer_urls.is_empty() {
+            bail!("--initial-advertise-peer-urls is empty");
+        }
+        // etcd's `name=url,name=url2,...`: a name may repeat for several URLs of one member.
+        let mut members: Vec<(String, Vec<String>)> = Vec::new();
         for m in split_urls(&self.initial_cluster) {
             let (name, url) = m
                 .split_once('=')
                 .with_context(|| format!("--initial-cluster entry {m:?} is not name=URL"))?;
-            members.push((name.to_string(), url.to_string()));
+            mainstay_server::parse_listen_url(url)
+                .with_context(|| format!("--initial-cluster entry {m:?}"))?;
+            match members.iter_mut().find(|(n, _)| n == name) {
+                Some((_, urls)) => urls.push(url.to_string()),
+                None => members.push((name.to_string(), vec![url.to_string()])),
+            }
         }
-        let mine: Vec<&(String, String)> =
-            members.iter().filter(|(n, _)| *n == self.name).collect();
-        if mine.is_empty() {
+        let Some((_, mine)) = members.iter().find(|(n, _)| *n == self.name) else {
             bail!(
-                "--initial-cluster has no entry for this member's --name {:?}",
+                "couldn't find local name {:?} in the initial cluster configuration",
                 self.name
             );
-        }
-        if members.iter().any(|(n, _)| *n != self.name) {
-            bail!("this release runs one member; --initial-cluster names others (Raft replication is not in this release)");
-        }
-        for (_, url) in &mine {
+        };
+        for url in mine {
             if !peer_urls.contains(url) {
                 bail!("--initial-cluster URL {url} for {:?} is not among --initial-advertise-peer-urls", self.name);
             }
+        }
+        if self.election_timeout < 5 * self.heartbeat_interval {
+            bail!(
+                "--election-timeout[{}ms] should be at least 5 times as --heartbeat-interval[{}ms]",
+                self.election_timeout,
+                self.heartbeat_interval
+            );
+        }
+        if self.snapshot_count == 0 {
+            bail!("--snapshot-count must be positive");
         }
         for url in split_urls(&self.listen_peer_urls) {
             mainstay_server::parse_listen_url(&url)?;
@@ -151,7 +188,19 @@ impl StoreArgs {
             .data_dir
             .unwrap_or_else(|| PathBuf::from(format!("{}.etcd", self.name)));
         let mut config = NodeConfig::new(&self.name, data_dir);
+        config.listen_peer_urls = split_urls(&self.listen_peer_urls);
         config.peer_urls = peer_urls;
+        config.initial_cluster = members;
+        config.initial_cluster_state = if self.initial_cluster_state == "new" {
+            ClusterState::New
+        } else {
+            ClusterState::Existing
+        };
+        config.snapshot_count = self.snapshot_count;
+        config.heartbeat_interval = Duration::from_millis(self.heartbeat_interval);
+        config.election_timeout = Duration::from_millis(self.election_timeout);
+        config.lease_checkpoint_interval =
+            Duration::from_secs(self.lease_checkpoint_interval.max(1));
         config.client_urls = split_urls(&self.advertise_client_urls);
         config.cluster_token = self.initial_cluster_token;
         if self.quota_backend_bytes > 0 {
@@ -175,7 +224,7 @@ async fn shutdown_signal() {
 
 async fn run_store(args: StoreArgs) -> anyhow::Result<()> {
     let (config, listen) = args.into_config()?;
-    tracing::info!(name = %config.name, data_dir = %config.data_dir.display(), "starting store node");
+    tracing::info!(name = %config.name, data_dir = %config.data_dir.display(), "starting store member");
     let node = Node::start(config).await?;
     tracing::info!(
         member_id = format_args!("{:x}", node.member_id),
@@ -224,6 +273,7 @@ async fn main() -> anyhow::Result<()> {
         .init();
     match Cli::parse().command {
         Command::Store(args) => run_store(*args).await,
+        Command::Dev(args) => dev::run(args).await,
         Command::Health { endpoint } => check_health(&endpoint).await,
     }
 }

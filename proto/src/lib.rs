@@ -45,6 +45,13 @@ pub mod v3electionpb {
     tonic::include_proto!("v3electionpb");
 }
 
+/// Package `mainstaypb`: member-to-member RPCs (Raft traffic and requests forwarded to the
+/// leader), served on the peer URLs. Not part of etcd's API.
+#[allow(clippy::all)]
+pub mod mainstaypb {
+    tonic::include_proto!("mainstaypb");
+}
+
 #[cfg(test)]
 mod tests {
     use super::etcdserverpb::{

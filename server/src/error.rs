@@ -16,6 +16,39 @@ pub enum ServerError {
     NoSpace,
     #[error("etcdserver: server stopped")]
     Stopped,
+    #[error("etcdserver: no leader")]
+    NoLeader,
+    #[error("etcdserver: not leader")]
+    NotLeader,
+    #[error("etcdserver: leader changed")]
+    LeaderChanged,
+    #[error("etcdserver: request timed out")]
+    Timeout,
+    #[error("etcdserver: request timed out, possibly due to previous leader failure")]
+    TimeoutLeaderFail,
+    #[error("etcdserver: member not found")]
+    MemberNotFound,
+    #[error("etcdserver: Peer URLs already exists")]
+    PeerUrlExists,
+    #[error("etcdserver: given member URLs are invalid")]
+    MemberBadUrls,
+    #[error("etcdserver: can only promote a learner member")]
+    MemberNotLearner,
+    #[error("etcdserver: can only promote a learner member which is in sync with leader")]
+    LearnerNotReady,
+    #[error("etcdserver: too many learner members in cluster")]
+    TooManyLearners,
+    #[error("etcdserver: bad leader transferee")]
+    BadLeaderTransferee,
+    #[error("etcdserver: request timed out, leader transfer took too long")]
+    TimeoutLeaderTransfer,
+    #[error("etcdserver: unhealthy cluster")]
+    Unhealthy,
+    #[error("etcdserver: rpc not supported for learner")]
+    NotSupportedForLearner,
+    /// An error the leader answered a forwarded request with, passed on unchanged.
+    #[error("{message}")]
+    Forwarded { code: i32, message: String },
     #[error("{0}")]
     InvalidArgument(String),
     #[error("{0}")]
@@ -30,6 +63,8 @@ pub enum ServerError {
     },
     #[error("serving gRPC: {0}")]
     Transport(#[from] tonic::transport::Error),
+    #[error(transparent)]
+    Raft(#[from] mainstay_raft::RaftError),
 }
 
 pub type Result<T, E = ServerError> = std::result::Result<T, E>;
@@ -77,12 +112,31 @@ impl From<ServerError> for Status {
             }
             ServerError::RequestTooLarge => Status::invalid_argument(e.to_string()),
             ServerError::NoSpace => Status::resource_exhausted(e.to_string()),
-            ServerError::Stopped => Status::unavailable(e.to_string()),
+            ServerError::Stopped
+            | ServerError::NoLeader
+            | ServerError::LeaderChanged
+            | ServerError::Timeout
+            | ServerError::TimeoutLeaderFail
+            | ServerError::TimeoutLeaderTransfer
+            | ServerError::NotSupportedForLearner
+            | ServerError::Unhealthy => Status::unavailable(e.to_string()),
+            ServerError::NotLeader
+            | ServerError::PeerUrlExists
+            | ServerError::MemberNotLearner
+            | ServerError::LearnerNotReady
+            | ServerError::TooManyLearners
+            | ServerError::BadLeaderTransferee => Status::failed_precondition(e.to_string()),
+            ServerError::MemberNotFound => Status::not_found(e.to_string()),
+            ServerError::MemberBadUrls => Status::invalid_argument(e.to_string()),
+            ServerError::Forwarded { code, message } => {
+                Status::new(Code::from_i32(*code), message.clone())
+            }
             ServerError::InvalidArgument(m) => Status::invalid_argument(m.clone()),
             ServerError::Unimplemented(m) => Status::unimplemented(m.clone()),
-            ServerError::Config(_) | ServerError::Io { .. } | ServerError::Transport(_) => {
-                Status::internal(e.to_string())
-            }
+            ServerError::Config(_)
+            | ServerError::Io { .. }
+            | ServerError::Transport(_)
+            | ServerError::Raft(_) => Status::internal(e.to_string()),
         }
     }
 }
@@ -112,5 +166,25 @@ mod tests {
         assert_eq!(s.message(), "etcdserver: request is too large");
         let s: Status = ServerError::NoSpace.into();
         assert_eq!(s.code(), Code::ResourceExhausted);
+        let s: Status = ServerError::NoLeader.into();
+        assert_eq!(
+            (s.code(), s.message()),
+            (Code::Unavailable, "etcdserver: no leader")
+        );
+        let s: Status = ServerError::MemberNotFound.into();
+        assert_eq!(
+            (s.code(), s.message()),
+            (Code::NotFound, "etcdserver: member not found")
+        );
+        // A forwarded answer reaches the client exactly as the leader gave it.
+        let s: Status = ServerError::Forwarded {
+            code: Code::FailedPrecondition as i32,
+            message: "etcdserver: lease already exists".into(),
+        }
+        .into();
+        assert_eq!(
+            (s.code(), s.message()),
+            (Code::FailedPrecondition, "etcdserver: lease already exists")
+        );
     }
 }

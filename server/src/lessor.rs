@@ -2,8 +2,10 @@
 //! deadlines are wall-clock, so they live here, outside the deterministic state machine. Expiry
 //! becomes a `LeaseRevoke` command proposed like any other write.
 //!
-//! On start every lease gets a fresh deadline (its checkpointed remaining TTL if it has one, else
-//! its full TTL), as etcd does when a member becomes leader.
+//! Every member tracks leases as they are applied, but only the leader runs expiry. When a member
+//! becomes leader every lease gets a fresh deadline (its checkpointed remaining TTL if it has one,
+//! else its full TTL, plus an election timeout), as etcd's lessor promotion does; the leader
+//! checkpoints remaining TTLs through Raft periodically so that this survives a leader change.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Mutex, MutexGuard, Weak};
@@ -17,6 +19,8 @@ use crate::node::Node;
 /// Expired leases revoked per round, so a mass expiry cannot flood the proposal queue.
 const MAX_REVOKES_PER_ROUND: usize = 1000;
 const EXPIRY_TICK: Duration = Duration::from_millis(250);
+/// etcd's `maxLeaseCheckpointBatchSize`.
+const MAX_CHECKPOINTS_PER_COMMAND: usize = 1000;
 
 #[derive(Default)]
 struct State {
@@ -56,9 +60,14 @@ impl Lessor {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub fn restore(&self, leases: &[LeaseInfo]) {
-        let now = Instant::now();
+    /// Forgets every deadline and starts each lease's clock again from its checkpointed remaining
+    /// TTL (or its full TTL), plus `extend`.
+    fn restart_clocks(&self, leases: &[LeaseInfo], extend: Duration) {
+        let now = Instant::now() + extend;
         let mut s = self.lock();
+        s.deadline.clear();
+        s.by_deadline.clear();
+        s.revoking.clear();
         for l in leases {
             let ttl = if l.remaining_ttl_secs > 0 {
                 l.remaining_ttl_secs
@@ -67,6 +76,34 @@ impl Lessor {
             };
             s.set(l.id, now + secs(ttl));
         }
+    }
+
+    /// Tracks the leases of a store that was just opened or replaced by a snapshot.
+    pub fn reset(&self, leases: &[LeaseInfo]) {
+        self.restart_clocks(leases, Duration::ZERO)
+    }
+
+    /// This member became leader: every lease's clock restarts from its checkpointed remaining
+    /// TTL, extended by `extend` (an election timeout) so that keep-alives that went to the old
+    /// leader meanwhile have a chance to reach this one (etcd's `Promote`).
+    pub fn promote(&self, leases: &[LeaseInfo], extend: Duration) {
+        self.restart_clocks(leases, extend)
+    }
+
+    /// Every lease's remaining whole seconds (at least 1), to checkpoint.
+    fn checkpoints(&self) -> Vec<(i64, i64)> {
+        let now = Instant::now();
+        let s = self.lock();
+        s.deadline
+            .iter()
+            .filter(|(id, _)| !s.revoking.contains(id))
+            .map(|(id, at)| {
+                (
+                    *id,
+                    (at.saturating_duration_since(now).as_secs() as i64).max(1),
+                )
+            })
+            .collect()
     }
 
     /// Follows applied commands: a granted lease starts its clock, a revoked one is forgotten.
@@ -133,13 +170,17 @@ fn secs(s: i64) -> Duration {
     Duration::from_secs(s.max(0) as u64)
 }
 
-/// Revokes expired leases until the node is gone.
+/// On the leader, revokes expired leases until the node is gone. Other members only track
+/// leases; the leader decides expiry and replicates the revoke.
 pub async fn run_expiry(node: Weak<Node>) {
     let mut tick = tokio::time::interval(EXPIRY_TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
         let Some(n) = node.upgrade() else { return };
+        if !n.is_leader() {
+            continue;
+        }
         let expired = n.lessor.take_expired(Instant::now());
         drop(n);
         for id in expired {
@@ -154,6 +195,32 @@ pub async fn run_expiry(node: Weak<Node>) {
                     }
                 }
             });
+        }
+    }
+}
+
+/// On the leader, checkpoints leases' remaining TTLs through Raft every
+/// `lease_checkpoint_interval`, so a new leader restarts each lease from what was left rather than
+/// from its full TTL.
+pub async fn run_checkpoints(node: Weak<Node>) {
+    let Some(n) = node.upgrade() else { return };
+    let mut tick = tokio::time::interval(n.config.lease_checkpoint_interval);
+    drop(n);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(n) = node.upgrade() else { return };
+        if !n.is_leader() {
+            continue;
+        }
+        for batch in n.lessor.checkpoints().chunks(MAX_CHECKPOINTS_PER_COMMAND) {
+            let command = Command::LeaseCheckpoint {
+                checkpoints: batch.to_vec(),
+            };
+            if let Err(e) = n.propose(command).await {
+                tracing::warn!(error = %e, "checkpointing leases failed");
+                break;
+            }
         }
     }
 }
@@ -199,5 +266,32 @@ mod tests {
             &[Ok(CommandOutput::LeaseRevoke { revision: 2 })],
         );
         assert_eq!(l.by_expiry(), vec![1]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn promotion_restarts_clocks_from_checkpoints_plus_an_extension() {
+        let l = Lessor::new();
+        let lease = |id, ttl_secs, remaining_ttl_secs| LeaseInfo {
+            id,
+            ttl_secs,
+            remaining_ttl_secs,
+            keys: vec![],
+        };
+        // Lease 1 was checkpointed at 20 s left; lease 2 never was.
+        l.promote(&[lease(1, 60, 20), lease(2, 30, 0)], Duration::from_secs(1));
+        assert_eq!(l.remaining_secs(1), Some(21));
+        assert_eq!(l.remaining_secs(2), Some(31));
+        tokio::time::advance(Duration::from_secs(10)).await;
+        let mut checkpoints = l.checkpoints();
+        checkpoints.sort();
+        assert_eq!(checkpoints, vec![(1, 11), (2, 21)]);
+        // An expired lease being revoked is not checkpointed.
+        tokio::time::advance(Duration::from_secs(12)).await;
+        assert_eq!(l.take_expired(Instant::now()), vec![1]);
+        assert_eq!(l.checkpoints(), vec![(2, 9)]);
+        // A store replaced by a snapshot: clocks restart without the extension.
+        l.reset(&[lease(3, 5, 0)]);
+        assert_eq!(l.by_expiry(), vec![3]);
+        assert_eq!(l.remaining_secs(3), Some(5));
     }
 }

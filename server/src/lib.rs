@@ -7,14 +7,19 @@
 //! ([`lessor`]), and the Watch stream protocol (created/canceled responses, prev_kv, fragments,
 //! progress).
 //!
-//! Must not depend on: Raft (it will sit behind [`node::Node::propose`]), the apiserver, or any
-//! Kubernetes type. Its tests use no sockets; processes on loopback are tested from the `mainstay`
-//! binary's integration tests.
+//! Also owns a member's place in the cluster: the [`node::Node`] drives a `mainstay-raft` instance,
+//! forwards what only the leader may do to it over the peer transport ([`peer`]), and serves the
+//! peer URLs (Raft's RPCs and the forwarded requests).
+//!
+//! Must not depend on: openraft's storage or network internals (the `raft` crate owns them), the
+//! apiserver, or any Kubernetes type. Its unit tests use no sockets; processes on loopback are
+//! tested from the `mainstay` binary's integration tests and `testkit`.
 
 pub mod convert;
 pub mod error;
 pub mod lessor;
 pub mod node;
+pub mod peer;
 pub mod services;
 
 use std::future::Future;
@@ -124,7 +129,8 @@ async fn receive_limit_as_grpc_go(mut resp: axum::response::Response) -> axum::r
     resp
 }
 
-/// Binds every client URL first (so a port clash fails fast), then serves until `shutdown`.
+/// Binds every client and peer URL first (so a port clash fails fast), then serves until
+/// `shutdown`.
 pub async fn serve(
     node: Arc<Node>,
     client_listen_urls: &[String],
@@ -142,16 +148,37 @@ pub async fn serve(
         tracing::info!(%url, "serving client requests");
         listeners.push(l);
     }
+    let mut peer_listeners = Vec::new();
+    for url in &node.config.listen_peer_urls {
+        let addr = parse_listen_url(url)?;
+        let l = TcpListener::bind(addr)
+            .await
+            .map_err(|source| ServerError::Io {
+                context: format!("listening for peers on {url}"),
+                source,
+            })?;
+        tracing::info!(%url, "serving peers");
+        peer_listeners.push(l);
+    }
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         shutdown.await;
         let _ = stop_tx.send(true);
     });
+    let peers = tokio::spawn(serve_peers(node.clone(), peer_listeners, stop_rx.clone()));
     let mut tasks = Vec::new();
+    // As etcd, clients are served once this member has published itself to the cluster; until
+    // then their connections wait in the listen backlog.
+    let mut stop = stop_rx.clone();
+    tokio::select! {
+        _ = node.wait_ready() => {}
+        _ = stop.wait_for(|s| *s) => {}
+    }
+    tracing::info!("published to the cluster; serving clients");
     for l in listeners {
         let routes = routes(&node);
         let mut stop = stop_rx.clone();
-        let incoming = tokio_stream::wrappers::TcpListenerStream::new(l);
+        let incoming = nodelay(l);
         tasks.push(tokio::spawn(
             tonic::transport::Server::builder()
                 .accept_http1(true)
@@ -169,6 +196,54 @@ pub async fn serve(
         t.await
             .map_err(|e| ServerError::Config(format!("server task: {e}")))??;
     }
+    peers
+        .await
+        .map_err(|e| ServerError::Config(format!("peer server task: {e}")))?
+}
+
+/// Accepted connections with Nagle's algorithm off. tonic's `tcp_nodelay` applies only to the
+/// listeners it binds itself, not to an incoming stream we hand it; without this, a response
+/// written in two pieces waits for the client's delayed ACK (40 ms).
+fn nodelay(
+    listener: TcpListener,
+) -> impl futures::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
+    use futures::StreamExt;
+    tokio_stream::wrappers::TcpListenerStream::new(listener).map(|conn| {
+        conn.inspect(|c| {
+            if let Err(e) = c.set_nodelay(true) {
+                tracing::debug!(error = %e, "could not set TCP_NODELAY");
+            }
+        })
+    })
+}
+
+/// Raft's RPCs and the forwarded requests, on the peer listeners, until `stop`.
+async fn serve_peers(
+    node: Arc<Node>,
+    listeners: Vec<TcpListener>,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> Result<()> {
+    let mut tasks = Vec::new();
+    for l in listeners {
+        let mut stop = stop.clone();
+        let incoming = nodelay(l);
+        tasks.push(tokio::spawn(
+            tonic::transport::Server::builder()
+                .tcp_nodelay(true)
+                .http2_keepalive_interval(Some(Duration::from_secs(5)))
+                .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+                .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
+                .add_service(mainstay_raft::peer::service(node.raft.clone()))
+                .add_service(peer::service(node.clone()))
+                .serve_with_incoming_shutdown(incoming, async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                }),
+        ));
+    }
+    for t in tasks {
+        t.await
+            .map_err(|e| ServerError::Config(format!("peer server task: {e}")))??;
+    }
     Ok(())
 }
 
@@ -177,6 +252,12 @@ async fn health(
     axum::extract::State(node): axum::extract::State<Arc<Node>>,
 ) -> (http::StatusCode, axum::Json<serde_json::Value>) {
     let alarms = node.store.alarms();
+    if node.leader().is_none() {
+        return (
+            http::StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(serde_json::json!({"health": "false", "reason": "RAFT NO LEADER"})),
+        );
+    }
     if alarms.is_empty() {
         (
             http::StatusCode::OK,

@@ -157,8 +157,10 @@ def normalise_line(line, state):
         listed = sub(r'\{"id":(\d+)\}', lambda mm: f'{{"id":"{lease_dec(mm.group(1), True)}"}}', m.group(0))
         line = line[: m.start()] + listed + line[m.end():]
     # members -w json: "ID":N is a member ID
-    line = sub(r'("members":\[.*?)"ID":(\d+)',
-               lambda m: f'{m.group(1)}"ID":"{members.name(int(m.group(2)))}"', line)
+    m = re.search(r'"members":\[.*\]', line)
+    if m:
+        listed = sub(r'"ID":(\d+)', lambda mm: f'"ID":"{members.name(int(mm.group(1)))}"', m.group(0))
+        line = line[: m.start()] + listed + line[m.end():]
     # other lease references (never introducing)
     line = sub(r'"(ID|id|lease)":(\d+)',
                lambda m: f'"{m.group(1)}":' + (f'"{leases.known(int(m.group(2)))}"'

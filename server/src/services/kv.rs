@@ -35,8 +35,13 @@ impl pb::kv_server::Kv for KvService {
         &self,
         request: Request<pb::RangeRequest>,
     ) -> Result<Response<pb::RangeResponse>, Status> {
-        let req = convert::range_from_pb(request.into_inner())?;
+        let request = request.into_inner();
+        let serializable = request.serializable;
+        let req = convert::range_from_pb(request)?;
         validate::check_range(&req).map_err(status)?;
+        if !serializable {
+            self.node.read_barrier().await?;
+        }
         let store = self.node.store.clone();
         let resp = tokio::task::spawn_blocking(move || store.range(&req))
             .await

@@ -20,16 +20,6 @@ pub struct LeaseService {
     pub node: Arc<Node>,
 }
 
-impl LeaseService {
-    /// Restarts a lease's clock; TTL 0 when it does not exist (etcd answers so, not with an error).
-    fn renew(node: &Node, id: i64) -> i64 {
-        match node.store.lease(id) {
-            Some(l) if node.lessor.renew(id, l.ttl_secs).is_some() => l.ttl_secs,
-            _ => 0,
-        }
-    }
-}
-
 fn fresh_lease_id(node: &Node) -> i64 {
     loop {
         let id = rand::random::<i64>() & i64::MAX;
@@ -98,7 +88,13 @@ impl pb::lease_server::Lease for LeaseService {
         tokio::spawn(async move {
             while let Some(req) = incoming.next().await {
                 let Ok(req) = req else { return };
-                let ttl = LeaseService::renew(&node, req.id);
+                let ttl = match node.renew_lease(req.id).await {
+                    Ok(ttl) => ttl,
+                    Err(e) => {
+                        let _ = tx.send(Err(e.into())).await;
+                        return;
+                    }
+                };
                 let resp = pb::LeaseKeepAliveResponse {
                     header: node.header(node.store.current_revision()),
                     id: req.id,
@@ -117,11 +113,9 @@ impl pb::lease_server::Lease for LeaseService {
         request: Request<pb::LeaseTimeToLiveRequest>,
     ) -> Result<Response<pb::LeaseTimeToLiveResponse>, Status> {
         let req = request.into_inner();
+        let ttl = self.node.lease_ttl(req.id).await?;
         let header = self.node.header(self.node.store.current_revision());
-        let (Some(lease), Some(remaining)) = (
-            self.node.store.lease(req.id),
-            self.node.lessor.remaining_secs(req.id),
-        ) else {
+        let Some(ttl) = ttl else {
             // etcd answers an unknown lease with TTL -1 rather than an error.
             return Ok(Response::new(pb::LeaseTimeToLiveResponse {
                 header,
@@ -134,9 +128,9 @@ impl pb::lease_server::Lease for LeaseService {
         Ok(Response::new(pb::LeaseTimeToLiveResponse {
             header,
             id: req.id,
-            ttl: remaining,
-            granted_ttl: lease.ttl_secs,
-            keys: if req.keys { lease.keys } else { vec![] },
+            ttl: ttl.remaining_secs,
+            granted_ttl: ttl.granted_secs,
+            keys: if req.keys { ttl.keys } else { vec![] },
         }))
     }
 

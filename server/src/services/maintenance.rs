@@ -14,6 +14,7 @@ use tonic::{Request, Response, Status};
 
 use crate::error::status;
 use crate::node::Node;
+use crate::peer::{ClusterOp, MemberInfo};
 
 /// Version reported by Status and /version: the etcd API level this server implements.
 pub const ETCD_VERSION: &str = "3.5.17";
@@ -86,7 +87,6 @@ impl pb::maintenance_server::Maintenance for MaintenanceService {
         _request: Request<pb::StatusRequest>,
     ) -> Result<Response<pb::StatusResponse>, Status> {
         let node = &self.node;
-        let index = node.store.applied_index();
         let store = node.store.clone();
         let in_use = tokio::task::spawn_blocking(move || store.size_in_use_bytes())
             .await
@@ -103,17 +103,22 @@ impl pb::maintenance_server::Maintenance for MaintenanceService {
                 format!("memberID:{} alarm:{kind} ", a.member_id)
             })
             .collect();
+        let metrics = node.raft.metrics().borrow().clone();
+        let is_learner = node
+            .members()
+            .iter()
+            .any(|m| m.id == node.member_id && m.is_learner);
         Ok(Response::new(pb::StatusResponse {
             header: node.header(node.store.current_revision()),
             version: ETCD_VERSION.into(),
             db_size: node.db_size() as i64,
-            leader: node.member_id,
-            raft_index: index,
-            raft_term: 1,
-            raft_applied_index: index,
+            leader: metrics.current_leader.unwrap_or(0),
+            raft_index: metrics.last_log_index.unwrap_or(0),
+            raft_term: metrics.current_term,
+            raft_applied_index: metrics.last_applied.map(|l| l.index).unwrap_or(0),
             errors,
             db_size_in_use: in_use as i64,
-            is_learner: false,
+            is_learner,
             db_size_quota: node.config.quota_backend_bytes as i64,
             ..Default::default()
         }))
@@ -238,11 +243,13 @@ impl pb::maintenance_server::Maintenance for MaintenanceService {
 
     async fn move_leader(
         &self,
-        _request: Request<pb::MoveLeaderRequest>,
+        request: Request<pb::MoveLeaderRequest>,
     ) -> Result<Response<pb::MoveLeaderResponse>, Status> {
-        Err(Status::unimplemented(
-            "mainstay: MoveLeader needs Raft replication (not in this release)",
-        ))
+        let target = request.into_inner().target_id;
+        self.node.transfer_leadership(target).await?;
+        Ok(Response::new(pb::MoveLeaderResponse {
+            header: self.node.header(self.node.store.current_revision()),
+        }))
     }
 }
 
@@ -250,11 +257,29 @@ pub struct ClusterService {
     pub node: Arc<Node>,
 }
 
+fn member_to_pb(m: &MemberInfo) -> pb::Member {
+    pb::Member {
+        id: m.id,
+        name: m.member.name.clone(),
+        peer_ur_ls: m.member.peer_urls.clone(),
+        client_ur_ls: m.member.client_urls.clone(),
+        is_learner: m.is_learner,
+    }
+}
+
 impl ClusterService {
-    fn not_yet<T>(&self, what: &str) -> Result<T, Status> {
-        Err(Status::unimplemented(format!(
-            "mainstay: {what} needs Raft replication (not in this release)"
-        )))
+    /// The members after a change this member asked the leader for: its own view may lag behind
+    /// the leader's for a moment, so the changed member is patched in (or out).
+    fn members_after(&self, changed: Option<&MemberInfo>, removed: Option<u64>) -> Vec<pb::Member> {
+        let mut members = self.node.members();
+        members.retain(|m| Some(m.id) != removed);
+        if let Some(c) = changed {
+            match members.iter_mut().find(|m| m.id == c.id) {
+                Some(m) => *m = c.clone(),
+                None => members.push(c.clone()),
+            }
+        }
+        members.iter().map(member_to_pb).collect()
     }
 }
 
@@ -262,47 +287,82 @@ impl ClusterService {
 impl pb::cluster_server::Cluster for ClusterService {
     async fn member_add(
         &self,
-        _r: Request<pb::MemberAddRequest>,
+        request: Request<pb::MemberAddRequest>,
     ) -> Result<Response<pb::MemberAddResponse>, Status> {
-        self.not_yet("MemberAdd")
+        let req = request.into_inner();
+        let added = self
+            .node
+            .change_cluster(ClusterOp::Add {
+                peer_urls: req.peer_ur_ls,
+                is_learner: req.is_learner,
+            })
+            .await?
+            .ok_or_else(|| Status::internal("mainstay: MemberAdd returned no member"))?;
+        Ok(Response::new(pb::MemberAddResponse {
+            header: self.node.header(0),
+            member: Some(member_to_pb(&added)),
+            members: self.members_after(Some(&added), None),
+        }))
     }
 
     async fn member_remove(
         &self,
-        _r: Request<pb::MemberRemoveRequest>,
+        request: Request<pb::MemberRemoveRequest>,
     ) -> Result<Response<pb::MemberRemoveResponse>, Status> {
-        self.not_yet("MemberRemove")
+        let id = request.into_inner().id;
+        self.node.change_cluster(ClusterOp::Remove { id }).await?;
+        Ok(Response::new(pb::MemberRemoveResponse {
+            header: self.node.header(0),
+            members: self.members_after(None, Some(id)),
+        }))
     }
 
     async fn member_update(
         &self,
-        _r: Request<pb::MemberUpdateRequest>,
+        request: Request<pb::MemberUpdateRequest>,
     ) -> Result<Response<pb::MemberUpdateResponse>, Status> {
-        self.not_yet("MemberUpdate")
+        let req = request.into_inner();
+        self.node
+            .change_cluster(ClusterOp::Update {
+                id: req.id,
+                peer_urls: req.peer_ur_ls.clone(),
+            })
+            .await?;
+        let updated = self
+            .node
+            .members()
+            .into_iter()
+            .find(|m| m.id == req.id)
+            .map(|mut m| {
+                m.member.peer_urls = req.peer_ur_ls.clone();
+                m
+            });
+        Ok(Response::new(pb::MemberUpdateResponse {
+            header: self.node.header(0),
+            members: self.members_after(updated.as_ref(), None),
+        }))
     }
 
     async fn member_list(
         &self,
         _r: Request<pb::MemberListRequest>,
     ) -> Result<Response<pb::MemberListResponse>, Status> {
-        let n = &self.node;
         // etcd's MemberList header carries no revision.
         Ok(Response::new(pb::MemberListResponse {
-            header: n.header(0),
-            members: vec![pb::Member {
-                id: n.member_id,
-                name: n.config.name.clone(),
-                peer_ur_ls: n.config.peer_urls.clone(),
-                client_ur_ls: n.config.client_urls.clone(),
-                is_learner: false,
-            }],
+            header: self.node.header(0),
+            members: self.node.members().iter().map(member_to_pb).collect(),
         }))
     }
 
     async fn member_promote(
         &self,
-        _r: Request<pb::MemberPromoteRequest>,
+        request: Request<pb::MemberPromoteRequest>,
     ) -> Result<Response<pb::MemberPromoteResponse>, Status> {
-        self.not_yet("MemberPromote")
+        let id = request.into_inner().id;
+        let promoted = self.node.change_cluster(ClusterOp::Promote { id }).await?;
+        Ok(Response::new(pb::MemberPromoteResponse {
+            header: self.node.header(0),
+            members: self.members_after(promoted.as_ref(), None),
+        }))
     }
 }

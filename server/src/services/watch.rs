@@ -23,10 +23,16 @@ use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::convert;
+use crate::error::ServerError;
 use crate::node::Node;
 
 const HUB_BUFFER: usize = 128;
 const OUT_BUFFER: usize = 64;
+/// gRPC metadata etcd's clients send to require a leader (`clientv3.WithRequireLeader`).
+const REQUIRE_LEADER_KEY: &str = "hasleader";
+/// Election timeouts without a leader before a leader-requiring stream is ended.
+const NO_LEADER_CHECKS: u32 = 3;
+
 /// How often a deferred progress request re-checks whether the stream has caught up.
 const PROGRESS_RETRY: Duration = Duration::from_millis(50);
 
@@ -42,8 +48,18 @@ impl pb::watch_server::Watch for WatchService {
         &self,
         request: Request<Streaming<pb::WatchRequest>>,
     ) -> Result<Response<Self::WatchStream>, Status> {
+        // etcd's clients set this metadata (`WithRequireLeader`) to be told when the member they
+        // watch through has lost its leader, instead of silently receiving nothing.
+        let require_leader = request
+            .metadata()
+            .get(REQUIRE_LEADER_KEY)
+            .is_some_and(|v| v.as_bytes() == b"true");
+        if require_leader && self.node.leader().is_none() {
+            return Err(ServerError::NoLeader.into());
+        }
         let (out, rx) = mpsc::channel(OUT_BUFFER);
         let mut session = Session::new(self.node.clone(), out);
+        session.require_leader = require_leader;
         let incoming = request.into_inner();
         tokio::spawn(async move {
             session.run(incoming).await;
@@ -73,6 +89,7 @@ struct Session {
     watchers: HashMap<i64, WatcherOpts>,
     next_id: i64,
     progress_requested: bool,
+    require_leader: bool,
 }
 
 impl Session {
@@ -87,6 +104,7 @@ impl Session {
             watchers: HashMap::new(),
             next_id: 0,
             progress_requested: false,
+            require_leader: false,
         }
     }
 
@@ -94,6 +112,8 @@ impl Session {
         let period = self.node.config.progress_notify_interval;
         let mut progress = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
         let mut retry = tokio::time::interval(PROGRESS_RETRY);
+        let mut leader_check = tokio::time::interval(self.node.config.election_timeout);
+        let mut leaderless_checks = 0;
         loop {
             let step = tokio::select! {
                 req = incoming.next() => match req {
@@ -104,6 +124,19 @@ impl Session {
                 Some(msg) = self.hub_rx.recv() => self.deliver(msg).await,
                 _ = progress.tick() => self.progress_tick().await,
                 _ = retry.tick(), if self.progress_requested => self.answer_progress().await,
+                _ = leader_check.tick(), if self.require_leader => {
+                    // etcd's monitorLeader: three election timeouts without a leader end the stream.
+                    if self.node.leader().is_none() {
+                        leaderless_checks += 1;
+                    } else {
+                        leaderless_checks = 0;
+                    }
+                    if leaderless_checks >= NO_LEADER_CHECKS {
+                        let _ = self.out.send(Err(ServerError::NoLeader.into())).await;
+                        return;
+                    }
+                    Ok(())
+                }
             };
             if step.is_err() {
                 return;

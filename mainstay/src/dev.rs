@@ -1,0 +1,205 @@
+//! `mainstay dev`: a 3-member cluster on loopback, each member a separate `mainstay store`
+//! process of this same binary, for trying Mainstay without Docker. Ctrl-C stops all of them.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use clap::Args;
+use tokio::process::{Child, Command};
+
+#[derive(Args)]
+pub struct DevArgs {
+    /// Directory for the members' data and logs (`<dir>/m1`, `<dir>/m1.log`, ...).
+    #[arg(long, default_value = "mainstay-dev")]
+    data_dir: PathBuf,
+    /// Client port of the first member; the others use 22379 and 32379 style ports
+    /// (this port + 20000, + 30000) unless it is changed.
+    #[arg(long, default_value_t = 2379)]
+    client_port: u16,
+    /// Start from empty data directories (removes the previous run's data).
+    #[arg(long)]
+    fresh: bool,
+}
+
+struct Member {
+    name: String,
+    client_url: String,
+    peer_url: String,
+}
+
+fn members(args: &DevArgs) -> anyhow::Result<Vec<Member>> {
+    let base = args.client_port as u32;
+    let ports = [base, base + 20000, base + 30000];
+    if ports.iter().any(|p| *p + 1 > u16::MAX as u32) {
+        bail!(
+            "--client-port {} leaves no room for three members",
+            args.client_port
+        );
+    }
+    Ok(ports
+        .iter()
+        .enumerate()
+        .map(|(i, p)| Member {
+            name: format!("m{}", i + 1),
+            client_url: format!("http://127.0.0.1:{p}"),
+            peer_url: format!("http://127.0.0.1:{}", p + 1),
+        })
+        .collect())
+}
+
+async fn spawn(exe: &PathBuf, args: &DevArgs, m: &Member, cluster: &str) -> anyhow::Result<Child> {
+    let log_path = args.data_dir.join(format!("{}.log", m.name));
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .with_context(|| format!("opening {}", log_path.display()))?;
+    let child = Command::new(exe)
+        .arg("store")
+        .args(["--name", &m.name])
+        .arg("--data-dir")
+        .arg(args.data_dir.join(&m.name))
+        .args(["--listen-client-urls", &m.client_url])
+        .args(["--advertise-client-urls", &m.client_url])
+        .args(["--listen-peer-urls", &m.peer_url])
+        .args(["--initial-advertise-peer-urls", &m.peer_url])
+        .args(["--initial-cluster", cluster])
+        .args(["--initial-cluster-state", "new"])
+        .args(["--initial-cluster-token", "mainstay-dev"])
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("starting member {}", m.name))?;
+    Ok(child)
+}
+
+/// Whether the member's `/health` says healthy (it has a leader and no alarm).
+async fn healthy(client_url: &str) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Ok(addr) = mainstay_server::parse_listen_url(client_url) else {
+        return false;
+    };
+    let Ok(Ok(mut conn)) =
+        tokio::time::timeout(Duration::from_secs(1), tokio::net::TcpStream::connect(addr)).await
+    else {
+        return false;
+    };
+    let req = format!("GET /health HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    if conn.write_all(req.as_bytes()).await.is_err() {
+        return false;
+    }
+    let mut body = Vec::new();
+    match tokio::time::timeout(Duration::from_secs(1), conn.read_to_end(&mut body)).await {
+        Ok(Ok(_)) => String::from_utf8_lossy(&body).contains("\"health\":\"true\""),
+        _ => false,
+    }
+}
+
+pub async fn run(args: DevArgs) -> anyhow::Result<()> {
+    let exe = std::env::current_exe().context("finding this binary")?;
+    if args.fresh && args.data_dir.exists() {
+        std::fs::remove_dir_all(&args.data_dir)
+            .with_context(|| format!("removing {}", args.data_dir.display()))?;
+    }
+    std::fs::create_dir_all(&args.data_dir)
+        .with_context(|| format!("creating {}", args.data_dir.display()))?;
+    let members = members(&args)?;
+    let cluster = members
+        .iter()
+        .map(|m| format!("{}={}", m.name, m.peer_url))
+        .collect::<Vec<_>>()
+        .join(",");
+    let mut children = Vec::new();
+    for m in &members {
+        children.push(spawn(&exe, &args, m, &cluster).await?);
+    }
+    let endpoints = members
+        .iter()
+        .map(|m| m.client_url.as_str())
+        .collect::<Vec<_>>()
+        .join(",");
+    eprintln!(
+        "mainstay dev: starting 3 members (data and logs in {})",
+        args.data_dir.display()
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let mut all = true;
+        for m in &members {
+            all &= healthy(&m.client_url).await;
+        }
+        if all {
+            break;
+        }
+        for (m, c) in members.iter().zip(children.iter_mut()) {
+            if let Some(status) = c.try_wait()? {
+                bail!(
+                    "member {} exited ({status}); see {}",
+                    m.name,
+                    args.data_dir.join(format!("{}.log", m.name)).display()
+                );
+            }
+        }
+        if tokio::time::Instant::now() > deadline {
+            bail!(
+                "the cluster did not become healthy within 60 s; see the logs in {}",
+                args.data_dir.display()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    println!("mainstay dev: a 3-member cluster is up.");
+    for m in &members {
+        println!("  {}  client {}  peer {}", m.name, m.client_url, m.peer_url);
+    }
+    println!();
+    println!("Try it:");
+    println!("  ETCDCTL_API=3 etcdctl --endpoints={endpoints} put greeting hello");
+    println!("  ETCDCTL_API=3 etcdctl --endpoints={endpoints} get greeting");
+    println!("  ETCDCTL_API=3 etcdctl --endpoints={endpoints} endpoint status -w table");
+    println!();
+    println!(
+        "Ctrl-C stops the cluster (the data stays in {}).",
+        args.data_dir.display()
+    );
+
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).context("installing a SIGTERM handler")?;
+    let exited = async {
+        loop {
+            for (m, c) in members.iter().zip(children.iter_mut()) {
+                if let Ok(Some(status)) = c.try_wait() {
+                    return (m.name.clone(), status);
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    };
+    let result = tokio::select! {
+        _ = tokio::signal::ctrl_c() => Ok(()),
+        _ = term.recv() => Ok(()),
+        (name, status) = exited => Err(anyhow::anyhow!("member {name} exited unexpectedly ({status})")),
+    };
+    eprintln!("mainstay dev: stopping the members");
+    for c in &children {
+        if let Some(pid) = c.id() {
+            // SIGTERM: each member shuts down cleanly.
+            let _ = std::process::Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status();
+        }
+    }
+    for c in children.iter_mut() {
+        if tokio::time::timeout(Duration::from_secs(10), c.wait())
+            .await
+            .is_err()
+        {
+            let _ = c.kill().await;
+        }
+    }
+    result
+}

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Builds mainstay and runs a local 3-member cluster on loopback (`mainstay dev`): clients on
+# 127.0.0.1:2379, :22379 and :32379, data and logs in ./mainstay-dev. Ctrl-C stops it.
+# Extra arguments go to `mainstay dev` (e.g. --fresh to start from empty data directories).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/mainstay-target}"
+scripts/setup.sh
+# The dev profile builds dependencies (RocksDB) with optimisations: one build serves tests and this.
+cargo build --bin mainstay
+exec "$CARGO_TARGET_DIR/debug/mainstay" dev "$@"
