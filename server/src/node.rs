@@ -508,36 +508,40 @@ impl Node {
 
     /// Renews a lease on the leader, from any member.
     pub async fn renew_lease(&self, id: i64) -> Result<i64> {
-        let deadline = tokio::time::Instant::now() + self.config.request_timeout();
-        loop {
-            let leader = self.wait_for_leader(deadline).await?;
-            if leader == self.member_id && self.is_leader() {
-                return self.renew_lease_local(id).await;
-            }
-            if leader != self.member_id {
-                if let Some(ttl) = self.peers.keep_alive(self, leader, id, deadline).await? {
-                    return Ok(ttl);
-                }
-            }
-            if tokio::time::Instant::now() >= deadline {
-                return Err(ServerError::Timeout);
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        self.on_leader(
+            || self.renew_lease_local(id),
+            |leader, deadline| self.peers.keep_alive(self, leader, id, deadline),
+        )
+        .await
     }
 
     /// A lease's remaining TTL as the leader knows it, from any member.
     pub async fn lease_ttl(&self, id: i64) -> Result<Option<LeaseTtl>> {
+        self.on_leader(
+            || async { Ok(self.lease_ttl_local(id)) },
+            |leader, deadline| self.peers.time_to_live(self, leader, id, deadline),
+        )
+        .await
+    }
+
+    /// Runs an idempotent leader-only request: `local` when this member leads, else `remote` on
+    /// the leader (`Ok(None)` from it: not the leader after all), until the request timeout.
+    async fn on_leader<T, L, LF, R, RF>(&self, local: L, remote: R) -> Result<T>
+    where
+        L: Fn() -> LF,
+        LF: std::future::Future<Output = Result<T>>,
+        R: Fn(u64, tokio::time::Instant) -> RF,
+        RF: std::future::Future<Output = Result<Option<T>>>,
+    {
         let deadline = tokio::time::Instant::now() + self.config.request_timeout();
         loop {
             let leader = self.wait_for_leader(deadline).await?;
-            if leader == self.member_id && self.is_leader() {
-                return Ok(self.lease_ttl_local(id));
-            }
-            if leader != self.member_id {
-                if let Some(ttl) = self.peers.time_to_live(self, leader, id, deadline).await? {
-                    return Ok(ttl);
+            if leader == self.member_id {
+                if self.is_leader() {
+                    return local().await;
                 }
+            } else if let Some(answer) = remote(leader, deadline).await? {
+                return Ok(answer);
             }
             if tokio::time::Instant::now() >= deadline {
                 return Err(ServerError::Timeout);

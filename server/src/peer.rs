@@ -275,19 +275,7 @@ pub(crate) async fn change_cluster_local(
             peer_urls,
             is_learner,
         } => {
-            if peer_urls.is_empty()
-                || peer_urls
-                    .iter()
-                    .any(|u| crate::parse_listen_url(u).is_err())
-            {
-                return Err(ServerError::MemberBadUrls);
-            }
-            if members
-                .iter()
-                .any(|m| m.member.peer_urls.iter().any(|u| peer_urls.contains(u)))
-            {
-                return Err(ServerError::PeerUrlExists);
-            }
+            check_peer_urls(&members, &peer_urls, None)?;
             if is_learner && members.iter().filter(|m| m.is_learner).count() >= 1 {
                 return Err(ServerError::TooManyLearners);
             }
@@ -351,19 +339,7 @@ pub(crate) async fn change_cluster_local(
         }
         ClusterOp::Update { id, peer_urls } => {
             let m = find(id).ok_or(ServerError::MemberNotFound)?;
-            if peer_urls.is_empty()
-                || peer_urls
-                    .iter()
-                    .any(|u| crate::parse_listen_url(u).is_err())
-            {
-                return Err(ServerError::MemberBadUrls);
-            }
-            if members
-                .iter()
-                .any(|o| o.id != id && o.member.peer_urls.iter().any(|u| peer_urls.contains(u)))
-            {
-                return Err(ServerError::PeerUrlExists);
-            }
+            check_peer_urls(&members, &peer_urls, Some(id))?;
             let member = Member {
                 peer_urls,
                 ..m.member
@@ -386,6 +362,28 @@ pub(crate) async fn change_cluster_local(
         Ok(_) => Ok(Some(info)),
         Err(e) => raft_change_error(e),
     }
+}
+
+/// etcd's checks of a member's new peer URLs: well-formed, and used by no other member.
+fn check_peer_urls(
+    members: &[MemberInfo],
+    peer_urls: &[String],
+    except: Option<u64>,
+) -> Result<()> {
+    if peer_urls.is_empty()
+        || peer_urls
+            .iter()
+            .any(|u| crate::parse_listen_url(u).is_err())
+    {
+        return Err(ServerError::MemberBadUrls);
+    }
+    let taken = members
+        .iter()
+        .any(|m| Some(m.id) != except && m.member.peer_urls.iter().any(|u| peer_urls.contains(u)));
+    if taken {
+        return Err(ServerError::PeerUrlExists);
+    }
+    Ok(())
 }
 
 fn raft_change_error<T>(e: ORaftError<u64, ClientWriteError<u64, Member>>) -> Result<Option<T>> {

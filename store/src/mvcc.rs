@@ -209,6 +209,38 @@ impl Store {
         }
     }
 
+    /// Evaluates a txn that neither puts nor deletes ([`TxnRequest::is_read_only`]) at the
+    /// current revision, as etcd serves such txns: outside the log, changing nothing.
+    pub fn read_only_txn(&self, t: &TxnRequest) -> Result<TxnResponse> {
+        if !t.is_read_only() {
+            return Err(StoreError::Backend(
+                "read_only_txn was given a txn that writes".into(),
+            ));
+        }
+        // Exclusive, as an apply: the txn machinery takes the state mutably (it writes nothing
+        // here, and its batch is dropped).
+        let mut state = self.write_state();
+        let backend = self.backend();
+        let mut batch = WriteBatch::default();
+        let mut pending = HashMap::new();
+        let begin_rev = state.current_rev;
+        let mut txn = WriteTxn {
+            store: self,
+            backend: &backend,
+            state: &mut state,
+            batch: &mut batch,
+            pending: &mut pending,
+            begin_rev,
+            changes: Vec::new(),
+        };
+        let path = txn.txn_path(t);
+        txn.check_txn_path(t, &path)?;
+        let mut resp = txn.txn(t, &path)?;
+        debug_assert!(txn.changes.is_empty(), "a read-only txn changed something");
+        resp.revision = txn.read_rev();
+        Ok(resp)
+    }
+
     /// A read at the last committed revision (or the one the request names).
     pub fn range(&self, req: &RangeRequest) -> Result<RangeResponse> {
         // The backend is taken under the state lock so a snapshot install cannot pair one store's
@@ -1321,6 +1353,43 @@ mod tests {
             .is_err());
         assert!(!dir.path().join("bad").exists());
         assert_eq!(target.hash_kv(0).unwrap(), before);
+    }
+
+    #[test]
+    fn a_read_only_txn_is_evaluated_without_changing_anything() {
+        let (_dir, store) = open();
+        store.apply(1, &[put_cmd("k", "v1")]);
+        let read = TxnRequest {
+            compare: vec![Compare {
+                key: b"k".to_vec(),
+                range_end: vec![],
+                result: CompareResult::Equal,
+                target: CompareTarget::Value(b"v1".to_vec()),
+            }],
+            success: vec![RequestOp::Range(RangeRequest {
+                key: b"k".to_vec(),
+                ..Default::default()
+            })],
+            failure: vec![],
+        };
+        assert!(read.is_read_only());
+        let before = store.hash_kv(0).unwrap();
+        let resp = store.read_only_txn(&read).unwrap();
+        assert!(resp.succeeded);
+        assert_eq!(resp.revision, store.current_revision());
+        // The same txn through apply answers the same, and changes nothing either.
+        let applied = store.apply(2, &[Command::Txn(read.clone())]);
+        assert_eq!(applied.outputs[0], Ok(CommandOutput::Txn(resp)));
+        assert_eq!(store.hash_kv(0).unwrap(), before);
+        let writes = TxnRequest {
+            success: vec![RequestOp::Txn(TxnRequest {
+                failure: vec![RequestOp::DeleteRange(DeleteRangeRequest::default())],
+                ..Default::default()
+            })],
+            ..Default::default()
+        };
+        assert!(!writes.is_read_only());
+        assert!(store.read_only_txn(&writes).is_err());
     }
 
     #[test]

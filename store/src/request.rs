@@ -130,6 +130,17 @@ pub struct TxnRequest {
     pub failure: Vec<RequestOp>,
 }
 
+impl TxnRequest {
+    /// Neither branch (nor any nested txn) puts or deletes: etcd serves such a txn as a read.
+    pub fn is_read_only(&self) -> bool {
+        self.success.iter().chain(&self.failure).all(|op| match op {
+            RequestOp::Range(_) => true,
+            RequestOp::Put(_) | RequestOp::DeleteRange(_) => false,
+            RequestOp::Txn(t) => t.is_read_only(),
+        })
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct TxnResponse {
     /// For the outermost txn, the store revision after it; etcd leaves nested txns' revision at 0.

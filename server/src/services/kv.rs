@@ -29,6 +29,15 @@ fn txn_has_put(t: &mainstay_store::TxnRequest) -> bool {
     })
 }
 
+/// etcd's `isTxnSerializable`: every top-level operation is a serializable Range.
+fn txn_serializable(t: &pb::TxnRequest) -> bool {
+    use pb::request_op::Request;
+    t.success
+        .iter()
+        .chain(&t.failure)
+        .all(|op| matches!(&op.request, Some(Request::RequestRange(r)) if r.serializable))
+}
+
 #[tonic::async_trait]
 impl pb::kv_server::Kv for KvService {
     async fn range(
@@ -94,8 +103,22 @@ impl pb::kv_server::Kv for KvService {
         let req = request.into_inner();
         let size = req.encoded_len();
         self.node.check_size(size)?;
+        let serializable = txn_serializable(&req);
         let req = convert::txn_from_pb(req)?;
         validate::check_txn(&req, self.node.config.max_txn_ops).map_err(status)?;
+        if req.is_read_only() {
+            // As etcd: a txn that only reads is served like a Range, not through the log.
+            if !serializable {
+                self.node.read_barrier().await?;
+            }
+            let store = self.node.store.clone();
+            let resp = tokio::task::spawn_blocking(move || store.read_only_txn(&req))
+                .await
+                .map_err(|e| Status::internal(e.to_string()))?
+                .map_err(status)?;
+            let header = self.node.header(resp.revision);
+            return Ok(Response::new(convert::txn_to_pb(resp, header)));
+        }
         if txn_has_put(&req) {
             self.node.check_quota(size).await?;
         }
