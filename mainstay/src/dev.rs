@@ -163,27 +163,30 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     println!("  ETCDCTL_API=3 etcdctl --endpoints={endpoints} endpoint status -w table");
     println!();
     println!(
-        "Ctrl-C stops the cluster (the data stays in {}).",
+        "Ctrl-C stops the cluster (the data stays in {}); a member that dies is restarted.",
         args.data_dir.display()
     );
 
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate()).context("installing a SIGTERM handler")?;
-    let exited = async {
-        loop {
-            for (m, c) in members.iter().zip(children.iter_mut()) {
-                if let Ok(Some(status)) = c.try_wait() {
-                    return (m.name.clone(), status);
+    // A member that dies (say, killed to watch the others elect a new leader) is started again
+    // with its data after a pause, and catches up.
+    let mut check = tokio::time::interval(Duration::from_millis(500));
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => break,
+            _ = term.recv() => break,
+            _ = check.tick() => {
+                for (m, c) in members.iter().zip(children.iter_mut()) {
+                    if let Ok(Some(status)) = c.try_wait() {
+                        eprintln!("mainstay dev: member {} exited ({status}); restarting it in 2 s", m.name);
+                        tokio::time::sleep(Duration::from_secs(2)).await;
+                        *c = spawn(&exe, &args, m, &cluster).await?;
+                    }
                 }
             }
-            tokio::time::sleep(Duration::from_millis(500)).await;
         }
-    };
-    let result = tokio::select! {
-        _ = tokio::signal::ctrl_c() => Ok(()),
-        _ = term.recv() => Ok(()),
-        (name, status) = exited => Err(anyhow::anyhow!("member {name} exited unexpectedly ({status})")),
-    };
+    }
     eprintln!("mainstay dev: stopping the members");
     for c in &children {
         if let Some(pid) = c.id() {
@@ -201,5 +204,5 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
             let _ = c.kill().await;
         }
     }
-    result
+    Ok(())
 }

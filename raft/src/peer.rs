@@ -9,16 +9,26 @@ use tonic::{Request, Response, Status};
 use crate::codec::{decode, encode};
 use crate::network::MAX_PEER_MESSAGE_BYTES;
 use crate::Raft;
+use openraft::raft::{VoteRequest, VoteResponse};
 
 pub struct RaftPeerService {
     raft: Raft,
+    /// When an append (or heartbeat) from a leader was last accepted.
+    last_append: std::sync::Mutex<Option<tokio::time::Instant>>,
+    /// openraft's leader lease: how long after the last append a member still trusts its leader.
+    lease: std::time::Duration,
 }
 
-/// The `RaftPeer` gRPC service for the peer listener.
-pub fn service(raft: Raft) -> RaftPeerServer<RaftPeerService> {
-    RaftPeerServer::new(RaftPeerService { raft })
-        .max_decoding_message_size(MAX_PEER_MESSAGE_BYTES)
-        .max_encoding_message_size(MAX_PEER_MESSAGE_BYTES)
+/// The `RaftPeer` gRPC service for the peer listener. `lease` is openraft's leader lease (its
+/// largest election timeout).
+pub fn service(raft: Raft, lease: std::time::Duration) -> RaftPeerServer<RaftPeerService> {
+    RaftPeerServer::new(RaftPeerService {
+        raft,
+        last_append: std::sync::Mutex::new(None),
+        lease,
+    })
+    .max_decoding_message_size(MAX_PEER_MESSAGE_BYTES)
+    .max_encoding_message_size(MAX_PEER_MESSAGE_BYTES)
 }
 
 fn payload<T: DeserializeOwned>(request: Request<RaftPayload>) -> Result<T, Status> {
@@ -30,6 +40,43 @@ fn reply<T: serde::Serialize>(value: &T) -> Result<Response<RaftPayload>, Status
     Ok(Response::new(RaftPayload { data }))
 }
 
+impl RaftPeerService {
+    /// openraft has no pre-vote, and a member that refuses a candidate for its shorter log does
+    /// not campaign any sooner: when the follower that lags behind times out first after the
+    /// leader died, the up-to-date one waits out its own timeout, then splits the vote with the
+    /// candidate's term. Here, a member that refused a candidate only for its log, after its
+    /// leader's lease ran out, campaigns at once (twice: the first round may meet the
+    /// candidate's own vote in the same term).
+    fn campaign_if_more_up_to_date(
+        &self,
+        rpc: &VoteRequest<crate::NodeId>,
+        resp: &VoteResponse<crate::NodeId>,
+    ) {
+        let leader_silent = self
+            .last_append
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_none_or(|at| at.elapsed() > self.lease);
+        let more_up_to_date = resp.last_log_id > rpc.last_log_id;
+        if resp.vote_granted || !more_up_to_date || !leader_silent {
+            return;
+        }
+        let raft = self.raft.clone();
+        tokio::spawn(async move {
+            tracing::info!("refused a candidate with a shorter log; campaigning");
+            for _ in 0..2 {
+                if raft.trigger().elect().await.is_err() {
+                    return;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                if raft.metrics().borrow().current_leader.is_some() {
+                    return;
+                }
+            }
+        });
+    }
+}
+
 #[tonic::async_trait]
 impl RaftPeer for RaftPeerService {
     async fn append_entries(
@@ -37,12 +84,21 @@ impl RaftPeer for RaftPeerService {
         request: Request<RaftPayload>,
     ) -> Result<Response<RaftPayload>, Status> {
         let rpc = payload(request)?;
-        reply(&self.raft.append_entries(rpc).await)
+        let result = self.raft.append_entries(rpc).await;
+        if matches!(&result, Ok(r) if r.is_success()) {
+            *self.last_append.lock().unwrap_or_else(|e| e.into_inner()) =
+                Some(tokio::time::Instant::now());
+        }
+        reply(&result)
     }
 
     async fn vote(&self, request: Request<RaftPayload>) -> Result<Response<RaftPayload>, Status> {
-        let rpc = payload(request)?;
-        reply(&self.raft.vote(rpc).await)
+        let rpc: VoteRequest<crate::NodeId> = payload(request)?;
+        let result = self.raft.vote(rpc.clone()).await;
+        if let Ok(resp) = &result {
+            self.campaign_if_more_up_to_date(&rpc, resp);
+        }
+        reply(&result)
     }
 
     async fn install_snapshot(

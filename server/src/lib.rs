@@ -233,7 +233,10 @@ async fn serve_peers(
                 .http2_keepalive_interval(Some(Duration::from_secs(5)))
                 .http2_keepalive_timeout(Some(Duration::from_secs(10)))
                 .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
-                .add_service(mainstay_raft::peer::service(node.raft.clone()))
+                .add_service(mainstay_raft::peer::service(
+                    node.raft.clone(),
+                    node.leader_lease(),
+                ))
                 .add_service(peer::service(node.clone()))
                 .serve_with_incoming_shutdown(incoming, async move {
                     let _ = stop.wait_for(|s| *s).await;

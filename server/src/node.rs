@@ -273,6 +273,12 @@ impl Node {
         self.is_leader.load(Ordering::Acquire)
     }
 
+    /// openraft's leader lease (its largest election timeout, see `raft_config`): a follower
+    /// refuses to vote within it of its leader's last heartbeat.
+    pub fn leader_lease(&self) -> Duration {
+        self.config.election_timeout * 3 / 4
+    }
+
     pub fn is_learner(&self) -> bool {
         self.is_learner.load(Ordering::Acquire)
     }
@@ -593,8 +599,7 @@ impl Node {
         let result = async {
             // Followers refuse to vote within a leader lease (openraft: the largest election
             // timeout) of the last heartbeat.
-            tokio::time::sleep(self.config.election_timeout * 3 / 4 + Duration::from_millis(50))
-                .await;
+            tokio::time::sleep(self.leader_lease() + Duration::from_millis(50)).await;
             self.peers.campaign_at(&url).await?;
             let mut metrics = self.raft.metrics();
             let led = metrics.wait_for(|m| m.current_leader == Some(target));
@@ -655,12 +660,13 @@ impl Node {
 
 fn raft_config(config: &NodeConfig) -> Result<openraft::Config> {
     // A follower that had a leader campaigns after openraft's leader lease (= the largest
-    // election timeout) plus a random election timeout; with these, that is 1.25-1.5 times
-    // `--election-timeout` after the last heartbeat (etcd: 1-2 times).
+    // election timeout) plus its random election timeout: 1.25-1.5 times `--election-timeout`
+    // after the last heartbeat (etcd: 1-2 times). openraft checks timers on a tick of 1.5
+    // heartbeat intervals, so heartbeats go at half etcd's interval to keep that tick fine.
     let election_ms = config.election_timeout.as_millis() as u64;
     let raft = openraft::Config {
         cluster_name: config.cluster_token.clone(),
-        heartbeat_interval: config.heartbeat_interval.as_millis() as u64,
+        heartbeat_interval: (config.heartbeat_interval.as_millis() as u64 / 2).max(10),
         election_timeout_min: election_ms / 2,
         election_timeout_max: election_ms * 3 / 4,
         // A peer RPC (one append batch, one snapshot chunk) must finish within this.
