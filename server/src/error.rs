@@ -20,8 +20,6 @@ pub enum ServerError {
     NoLeader,
     #[error("etcdserver: not leader")]
     NotLeader,
-    #[error("etcdserver: leader changed")]
-    LeaderChanged,
     #[error("etcdserver: request timed out")]
     Timeout,
     #[error("etcdserver: request timed out, possibly due to previous leader failure")]
@@ -42,8 +40,6 @@ pub enum ServerError {
     BadLeaderTransferee,
     #[error("etcdserver: request timed out, leader transfer took too long")]
     TimeoutLeaderTransfer,
-    #[error("etcdserver: unhealthy cluster")]
-    Unhealthy,
     #[error("etcdserver: rpc not supported for learner")]
     NotSupportedForLearner,
     /// An error the leader answered a forwarded request with, passed on unchanged.
@@ -114,12 +110,10 @@ impl From<ServerError> for Status {
             ServerError::NoSpace => Status::resource_exhausted(e.to_string()),
             ServerError::Stopped
             | ServerError::NoLeader
-            | ServerError::LeaderChanged
             | ServerError::Timeout
             | ServerError::TimeoutLeaderFail
             | ServerError::TimeoutLeaderTransfer
-            | ServerError::NotSupportedForLearner
-            | ServerError::Unhealthy => Status::unavailable(e.to_string()),
+            | ServerError::NotSupportedForLearner => Status::unavailable(e.to_string()),
             ServerError::NotLeader
             | ServerError::PeerUrlExists
             | ServerError::MemberNotLearner

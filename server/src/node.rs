@@ -447,7 +447,9 @@ impl Node {
 
     /// The members as this member's applied membership lists them.
     pub fn members(&self) -> Vec<MemberInfo> {
-        let metrics = self.raft.metrics().borrow().clone();
+        // Called per forwarded request (to find the leader's URL): read in place, no clone.
+        let metrics = self.raft.metrics();
+        let metrics = metrics.borrow();
         let membership = metrics.membership_config.membership();
         let voters: std::collections::BTreeSet<u64> = membership.voter_ids().collect();
         membership

@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use etcd_client::GetOptions;
-use mainstay_testkit::cluster::{AddMember, Cluster, ClusterOptions, LEADER_TIMEOUT};
+use mainstay_testkit::cluster::{AddMember, Cluster, ClusterOptions, Target, LEADER_TIMEOUT};
 use mainstay_testkit::workload::{verify_acked_puts, write_keys, Endpoints};
 use tokio::time::Instant;
 
@@ -147,9 +147,17 @@ async fn wiped_member_re_added_catches_up_from_a_snapshot() {
     assert_eq!(re_added.peer_urls, vec![cluster.peer_url(victim)]);
     assert!(!re_added.is_learner);
 
-    // Informational: how the server logged receiving the snapshot (worded differently by etcd
-    // and mainstay, so not asserted).
+    // It must have caught up from a snapshot, not from the log: each server says so in its own
+    // words.
     let last_run = cluster.last_run_log(victim);
+    let installed = match Target::from_env() {
+        Target::Mainstay => "installed a snapshot",
+        Target::Etcd => "applied incoming snapshot",
+    };
+    assert!(
+        last_run.contains(installed),
+        "the re-added member's log does not say {installed:?}: it did not catch up from a snapshot"
+    );
     let snapshot_lines: Vec<&str> = last_run
         .lines()
         .filter(|l| {
