@@ -3,14 +3,15 @@
 #   libclang-dev      RocksDB's bindings (bindgen)
 #   protobuf-compiler, libprotobuf-dev   the etcd-client crate's build (protoc and the well-known
 #                     .proto files it imports; our own proto crate uses a vendored protoc)
-#   etcd-server, etcd-client  real etcd 3.4 and etcdctl, for the side-by-side e2e test
+#   etcd-server, etcd-client  real etcd 3.4 and etcdctl, for the side-by-side e2e test and benchmarks
+#   fonts-dejavu-core  the font `mainstay bench` draws its charts with
 set -euo pipefail
 if ! command -v apt-get >/dev/null; then
   echo "setup: not a Debian-like system; install libclang, protoc, etcd and etcdctl 3.4 by hand" >&2
   exit 0
 fi
 need=()
-for p in libclang-dev protobuf-compiler libprotobuf-dev etcd-server etcd-client; do
+for p in libclang-dev protobuf-compiler libprotobuf-dev etcd-server etcd-client fonts-dejavu-core; do
   dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
 done
 if [ ${#need[@]} -gt 0 ]; then

@@ -4,6 +4,7 @@
 //!   `ETCD_*` environment variables) so operators' scripts carry over.
 //! - `mainstay dev`: a local 3-member cluster on loopback, as separate `mainstay store` processes.
 //! - `mainstay health`: asks a node's `/health` (for container health checks: the image has no shell).
+//! - `mainstay bench`: the benchmark harness, Mainstay and etcd 3-member clusters side by side.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -13,6 +14,7 @@ use clap::{Args, Parser, Subcommand};
 use mainstay_server::node::ClusterState;
 use mainstay_server::{Node, NodeConfig};
 
+mod bench;
 mod dev;
 
 #[derive(Parser)]
@@ -38,6 +40,8 @@ enum Command {
         #[arg(long, default_value = "http://127.0.0.1:2379")]
         endpoint: String,
     },
+    /// Benchmark a 3-member Mainstay cluster against a 3-member etcd cluster on this machine.
+    Bench(bench::BenchArgs),
 }
 
 fn split_urls(s: &str) -> Vec<String> {
@@ -275,5 +279,6 @@ async fn main() -> anyhow::Result<()> {
         Command::Store(args) => run_store(*args).await,
         Command::Dev(args) => dev::run(args).await,
         Command::Health { endpoint } => check_health(&endpoint).await,
+        Command::Bench(args) => bench::run(args).await,
     }
 }

@@ -96,9 +96,11 @@ fn store_code_message(e: &StoreError) -> (Code, &'static str) {
     }
 }
 
-impl From<ServerError> for Status {
-    fn from(e: ServerError) -> Status {
-        match &e {
+impl ServerError {
+    /// The gRPC status etcd would answer with.
+    pub fn to_status(&self) -> Status {
+        let e = self;
+        match e {
             ServerError::Store(s) => {
                 let (code, message) = store_code_message(s);
                 if matches!(s, StoreError::Backend(_) | StoreError::Corrupt(_)) {
@@ -132,6 +134,31 @@ impl From<ServerError> for Status {
             | ServerError::Transport(_)
             | ServerError::Raft(_) => Status::internal(e.to_string()),
         }
+    }
+
+    /// An error with the same gRPC code and message, for each waiter of one shared result.
+    pub(crate) fn duplicate(&self) -> ServerError {
+        match self {
+            ServerError::Stopped => ServerError::Stopped,
+            ServerError::NoLeader => ServerError::NoLeader,
+            ServerError::NotLeader => ServerError::NotLeader,
+            ServerError::Timeout => ServerError::Timeout,
+            ServerError::TimeoutLeaderFail => ServerError::TimeoutLeaderFail,
+            ServerError::NotSupportedForLearner => ServerError::NotSupportedForLearner,
+            other => {
+                let status = other.to_status();
+                ServerError::Forwarded {
+                    code: status.code() as i32,
+                    message: status.message().to_string(),
+                }
+            }
+        }
+    }
+}
+
+impl From<ServerError> for Status {
+    fn from(e: ServerError) -> Status {
+        e.to_status()
     }
 }
 

@@ -20,6 +20,7 @@ pub mod error;
 pub mod lessor;
 pub mod node;
 pub mod peer;
+mod read_index;
 pub mod services;
 
 use std::future::Future;

@@ -31,6 +31,7 @@ use tokio::sync::watch;
 use crate::error::{Result, ServerError};
 use crate::lessor::Lessor;
 use crate::peer::{ClusterOp, LeaseTtl, MemberInfo, PeerClients};
+use crate::read_index::ReadIndexBatcher;
 
 /// Proposals and read-index requests one member has in flight in openraft at once.
 const MAX_INFLIGHT: usize = 4096;
@@ -130,6 +131,10 @@ pub struct Node {
     /// Backend size, refreshed by a background task (reading RocksDB properties per request would
     /// cost more than the request).
     db_size: AtomicU64,
+    /// Read indexes for this member's linearizable reads (from the leader, wherever it is).
+    reads: ReadIndexBatcher,
+    /// Read indexes this member gives as leader to followers' forwarded requests.
+    leader_reads: ReadIndexBatcher,
 }
 
 /// etcd derives member IDs from the peer URLs and the cluster token; so do we (with SHA-256), so
@@ -229,7 +234,13 @@ impl Node {
             }
         }
         let (leader_tx, _) = watch::channel(None);
-        let node = Arc::new(Node {
+        let node = Arc::new_cyclic(|weak| Node {
+            reads: ReadIndexBatcher::spawn(weak.clone(), |node| {
+                Box::pin(async move { node.read_index_round().await })
+            }),
+            leader_reads: ReadIndexBatcher::spawn(weak.clone(), |node| {
+                Box::pin(async move { node.read_index_local().await })
+            }),
             db_size: AtomicU64::new(store.size_bytes()),
             config,
             store,
@@ -401,18 +412,16 @@ impl Node {
 
     /// A linearizable read may start once this returns: the leader confirmed its leadership with
     /// a quorum after the read began, and this member applied everything committed before.
+    /// Concurrent reads share one confirmation ([`ReadIndexBatcher`]).
     pub async fn read_barrier(&self) -> Result<()> {
         if self.is_learner() {
             return Err(ServerError::NotSupportedForLearner);
         }
         let deadline = tokio::time::Instant::now() + self.config.request_timeout();
         loop {
-            let leader = self.wait_for_leader(deadline).await?;
-            let index = if leader == self.member_id {
-                self.read_index_local().await?
-            } else {
-                self.peers.read_index(self, leader, deadline).await?
-            };
+            let index = tokio::time::timeout_at(deadline, self.reads.read_index())
+                .await
+                .map_err(|_| ServerError::Timeout)??;
             match index {
                 Some(index) => {
                     return tokio::time::timeout_at(deadline, self.wait_applied(index))
@@ -427,6 +436,23 @@ impl Node {
                 }
             }
         }
+    }
+
+    /// One read-index round for this member's reads: from Raft on the leader, else asked of the
+    /// leader. `Ok(None)`: the member asked was not the leader.
+    async fn read_index_round(&self) -> Result<Option<u64>> {
+        let deadline = tokio::time::Instant::now() + self.config.request_timeout();
+        let leader = self.wait_for_leader(deadline).await?;
+        if leader == self.member_id {
+            self.read_index_local().await
+        } else {
+            self.peers.read_index(self, leader, deadline).await
+        }
+    }
+
+    /// The read index for a follower's forwarded request, batched with the other followers'.
+    pub(crate) async fn leader_read_index(&self) -> Result<Option<u64>> {
+        self.leader_reads.read_index().await
     }
 
     /// The leader's read index. `Ok(None)`: this member is not the leader.

@@ -449,7 +449,7 @@ impl MemberPeer for MemberPeerService {
         &self,
         _request: Request<RaftPayload>,
     ) -> std::result::Result<Response<RaftPayload>, Status> {
-        reply(&leader_only(self.node.read_index_local().await))
+        reply(&leader_only(self.node.leader_read_index().await))
     }
 
     async fn lease_keep_alive(

@@ -60,15 +60,20 @@ impl Target {
     }
 
     /// The executable and the arguments that precede etcd's flags.
-    fn program(self) -> (PathBuf, Vec<String>) {
+    fn program(self, options: &ClusterOptions) -> (PathBuf, Vec<String>) {
         match self {
             Target::Etcd => (
-                std::env::var_os("ETCD_BIN")
-                    .map(PathBuf::from)
-                    .unwrap_or_else(|| PathBuf::from("etcd")),
+                options.etcd_bin.clone().unwrap_or_else(|| {
+                    std::env::var_os("ETCD_BIN")
+                        .map(PathBuf::from)
+                        .unwrap_or_else(|| PathBuf::from("etcd"))
+                }),
                 Vec::new(),
             ),
-            Target::Mainstay => (mainstay_binary(), vec!["store".to_string()]),
+            Target::Mainstay => (
+                options.mainstay_bin.clone().unwrap_or_else(mainstay_binary),
+                vec!["store".to_string()],
+            ),
         }
     }
 }
@@ -103,6 +108,15 @@ pub struct ClusterOptions {
     pub snapshot_count: Option<u64>,
     /// More flags for every member.
     pub extra_args: Vec<String>,
+    /// The server to run; `MAINSTAY_TEST_TARGET` if `None`.
+    pub target: Option<Target>,
+    /// The mainstay executable; `MAINSTAY_BIN` or the cargo target directory's if `None`.
+    pub mainstay_bin: Option<PathBuf>,
+    /// The etcd executable; `ETCD_BIN` or `etcd` on the `PATH` if `None`.
+    pub etcd_bin: Option<PathBuf>,
+    /// Where the cluster's temporary directory is made; the system's temporary directory if
+    /// `None`.
+    pub base_dir: Option<PathBuf>,
 }
 
 /// What [`Cluster::add_member`] should add.
@@ -187,12 +201,16 @@ impl Cluster {
     /// every member answers and all agree on a leader.
     pub async fn start_with(n: usize, options: ClusterOptions) -> Cluster {
         assert!(n >= 1, "a cluster needs at least one member");
-        let target = Target::from_env();
-        let program = target.program(); // fails early if the binary is missing
-        let dir = tempfile::Builder::new()
-            .prefix("mainstay-cluster-")
-            .tempdir()
-            .expect("creating the cluster's temporary directory");
+        let target = options.target.unwrap_or_else(Target::from_env);
+        // Fails early if the binary is missing.
+        let program = target.program(&options);
+        let mut builder = tempfile::Builder::new();
+        builder.prefix("mainstay-cluster-");
+        let dir = match &options.base_dir {
+            Some(base) => builder.tempdir_in(base),
+            None => builder.tempdir(),
+        }
+        .expect("creating the cluster's temporary directory");
         let token = format!("testkit-{}", rand::random::<u64>());
         let mut members = Vec::with_capacity(n);
         for i in 0..n {
@@ -273,6 +291,11 @@ impl Cluster {
 
     pub fn data_dir(&self, i: usize) -> PathBuf {
         self.members[i].data_dir()
+    }
+
+    /// The process ID of member `i`, while it runs.
+    pub fn pid(&self, i: usize) -> Option<u32> {
+        self.members[i].child.as_ref().map(Child::id)
     }
 
     /// The member's ID, once known (it answered a Status, or was added by MemberAdd).

@@ -1,0 +1,434 @@
+//! Results on disk: `results.json` (everything measured), `results.md` (the tables), PNG charts of
+//! throughput and p99 latency, and the generated part of `docs/benchmarks.md`.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+
+use crate::harness::{Results, System, WorkloadResult};
+use crate::Error;
+
+/// The generated part of `docs/benchmarks.md` sits between these lines; the rest of the file
+/// (the optimisation log) is kept as written.
+pub const BEGIN_MARKER: &str = "<!-- results:begin (written by `mainstay bench`) -->";
+pub const END_MARKER: &str = "<!-- results:end -->";
+
+/// Writes the results into `out_dir` and, if given, the generated part of `doc`. Chart links in
+/// the doc are relative to the doc's directory.
+pub fn write(results: &Results, out_dir: &Path, doc: Option<&Path>) -> Result<(), Error> {
+    std::fs::create_dir_all(out_dir).map_err(Error::io(out_dir))?;
+    let json = out_dir.join("results.json");
+    std::fs::write(&json, serde_json::to_string_pretty(results)?).map_err(Error::io(&json))?;
+    let mut charts = Vec::new();
+    if !results.workloads.is_empty() {
+        let throughput = out_dir.join("throughput.png");
+        bar_chart(
+            &throughput,
+            "Throughput (operations/s, log scale; higher is better)",
+            results,
+            |w, s| (!w.spec.fixed_rate()).then(|| w.get(s).throughput),
+        )?;
+        let latency = out_dir.join("latency-p99.png");
+        bar_chart(
+            &latency,
+            "p99 latency (ms, log scale; lower is better)",
+            results,
+            |w, s| Some(w.get(s).latency.p99_ms),
+        )?;
+        charts.push(("Throughput", throughput));
+        charts.push(("p99 latency", latency));
+    }
+    let doc_dir = doc.and_then(Path::parent).unwrap_or(out_dir);
+    let links: Vec<(&str, String)> = charts
+        .iter()
+        .map(|(title, path)| (*title, relative(path, doc_dir)))
+        .collect();
+    let markdown = markdown(results, &links);
+    let md = out_dir.join("results.md");
+    std::fs::write(&md, &markdown).map_err(Error::io(&md))?;
+    if let Some(doc) = doc {
+        let old = std::fs::read_to_string(doc).unwrap_or_default();
+        let new = splice(&old, &markdown);
+        std::fs::write(doc, new).map_err(Error::io(doc))?;
+    }
+    Ok(())
+}
+
+/// `path` relative to `base` when it lies under it, else as given.
+fn relative(path: &Path, base: &Path) -> String {
+    let abs = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    let (p, b) = (abs(path), abs(base));
+    p.strip_prefix(&b)
+        .map(Path::to_path_buf)
+        .unwrap_or(p)
+        .display()
+        .to_string()
+}
+
+/// `doc` with the text between the markers replaced by `generated` (the markers are added, at the
+/// top after the title, if missing).
+pub fn splice(doc: &str, generated: &str) -> String {
+    let block = format!("{BEGIN_MARKER}\n{generated}{END_MARKER}\n");
+    if let (Some(b), Some(e)) = (doc.find(BEGIN_MARKER), doc.find(END_MARKER)) {
+        if b < e {
+            let tail = &doc[e + END_MARKER.len()..];
+            let tail = tail.strip_prefix('\n').unwrap_or(tail);
+            return format!("{}{block}{tail}", &doc[..b]);
+        }
+    }
+    if doc.trim().is_empty() {
+        return format!("# Benchmarks: Mainstay and etcd side by side\n\n{block}");
+    }
+    match doc.find('\n') {
+        Some(i) if doc.starts_with("# ") => format!("{}\n\n{block}{}", &doc[..i], &doc[i + 1..]),
+        _ => format!("{block}\n{doc}"),
+    }
+}
+
+fn ratio_cell(r: Option<f64>) -> String {
+    r.map_or("—".into(), |r| format!("{r:.2}"))
+}
+
+fn ms(v: f64) -> String {
+    if v >= 100.0 {
+        format!("{v:.0}")
+    } else if v >= 10.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.2}")
+    }
+}
+
+fn mib(bytes: u64) -> String {
+    format!("{:.0}", bytes as f64 / 1024.0 / 1024.0)
+}
+
+/// The markdown tables.
+pub fn markdown(results: &Results, charts: &[(&str, String)]) -> String {
+    let m = &results.machine;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "Run on {} UTC with `{}`, taking {:.1} minutes.\n\nMachine: {} ({} cores), {:.1} GiB \
+         memory, Linux {}. etcd {}; Mainstay {}. Each system is 3 members on loopback, data on the \
+         same file system, both fsyncing their log before acknowledging a write.\n",
+        results.started,
+        results.command,
+        results.duration_seconds / 60.0,
+        m.cpu,
+        m.cores,
+        m.memory_gib,
+        m.kernel,
+        m.etcd_version,
+        m.mainstay_version
+    );
+    if !results.workloads.is_empty() {
+        let rounds = results.workloads[0].runs.len() / 2;
+        let _ = writeln!(
+            out,
+            "### Workloads\n\nEach workload ran {rounds} times on each system, alternating \
+             (Mainstay, etcd, Mainstay, ...); the figures combine the runs. Ratio columns are \
+             Mainstay over etcd: throughput ≥ 1.00 and p99 ≤ 1.00 mean Mainstay is at or ahead \
+             of etcd.\n"
+        );
+        let _ = writeln!(
+            out,
+            "| Workload | Conns × clients | Ops per run | Mainstay ops/s | etcd ops/s | Throughput \
+             ratio | Mainstay p99 ms | etcd p99 ms | p99 ratio | Errors (M/e) | |\n|---|---|---|\
+             ---:|---:|---:|---:|---:|---:|---|---|"
+        );
+        for w in &results.workloads {
+            let tput = |s: System| {
+                if w.spec.fixed_rate() {
+                    format!("{:.0} (fixed rate)", w.get(s).throughput)
+                } else {
+                    format!("{:.0}", w.get(s).throughput)
+                }
+            };
+            let _ = writeln!(
+                out,
+                "| {} | {} × {} | {} | {} | {} | {} | {} | {} | {:.2} | {}/{} | {} |",
+                w.spec.name,
+                w.spec.conns,
+                w.spec.clients,
+                w.spec.total,
+                tput(System::Mainstay),
+                tput(System::Etcd),
+                ratio_cell(w.throughput_ratio()),
+                ms(w.mainstay.latency.p99_ms),
+                ms(w.etcd.latency.p99_ms),
+                w.p99_ratio(),
+                w.mainstay.errors,
+                w.etcd.errors,
+                if w.ahead() { "✅" } else { "❌" }
+            );
+        }
+        let ahead = results.workloads.iter().filter(|w| w.ahead()).count();
+        let _ = writeln!(
+            out,
+            "\nMainstay is at or ahead of etcd on {ahead} of {} workloads.\n",
+            results.workloads.len()
+        );
+        let _ = writeln!(
+            out,
+            "#### Latency detail (ms)\n\n| Workload | System | p50 | p90 | p99 | p99.9 | max |\n\
+             |---|---|---:|---:|---:|---:|---:|"
+        );
+        for w in &results.workloads {
+            for s in System::BOTH {
+                let l = w.get(s).latency;
+                let _ = writeln!(
+                    out,
+                    "| {} | {s} | {} | {} | {} | {} | {} |",
+                    w.spec.name,
+                    ms(l.p50_ms),
+                    ms(l.p90_ms),
+                    ms(l.p99_ms),
+                    ms(l.p999_ms),
+                    ms(l.max_ms)
+                );
+            }
+        }
+        let _ = writeln!(
+            out,
+            "\n#### Resources (three members together)\n\nCPU is the members' CPU time during \
+             the workload's runs per 1000 operations; memory is resident memory after the \
+             last run; disk is the data directories after it.\n\n| Workload | Mainstay CPU s/1k \
+             ops | etcd CPU s/1k ops | Mainstay RSS MiB | etcd RSS MiB | Mainstay disk MiB | \
+             etcd disk MiB |\n|---|---:|---:|---:|---:|---:|---:|"
+        );
+        for w in &results.workloads {
+            let cpu = |s: System| {
+                let c = w.get(s);
+                format!("{:.3}", c.cpu_seconds * 1000.0 / (c.ops.max(1) as f64))
+            };
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | {} | {} | {} |",
+                w.spec.name,
+                cpu(System::Mainstay),
+                cpu(System::Etcd),
+                mib(w.mainstay.rss_bytes),
+                mib(w.etcd.rss_bytes),
+                mib(w.mainstay.disk_bytes),
+                mib(w.etcd.disk_bytes)
+            );
+        }
+        out.push('\n');
+        for (title, link) in charts {
+            let _ = writeln!(out, "![{title}]({link})\n");
+        }
+    }
+    if !results.scale.is_empty() {
+        let _ = writeln!(
+            out,
+            "### Scale checks\n\nOn a fresh 3-member cluster of each system.\n"
+        );
+        let keys: Vec<_> = System::BOTH
+            .iter()
+            .filter_map(|s| {
+                results
+                    .scale
+                    .get(s)
+                    .and_then(|r| r.keys.as_ref())
+                    .map(|k| (s, k))
+            })
+            .collect();
+        if !keys.is_empty() {
+            let _ = writeln!(
+                out,
+                "| Keys loaded | System | Load puts/s (100 × 1000) | Errors | RSS per key per \
+                 member | Disk per key per member | RSS after (3 members) | Disk after (3 \
+                 members) |\n|---|---|---:|---:|---:|---:|---:|---:|"
+            );
+            for (s, k) in keys {
+                let _ = writeln!(
+                    out,
+                    "| {} | {s} | {:.0} | {} | {:.0} B | {:.0} B | {} MiB | {} MiB |",
+                    k.keys,
+                    k.load_throughput,
+                    k.load_errors,
+                    k.rss_bytes_per_key,
+                    k.disk_bytes_per_key,
+                    mib(k.rss_bytes_after),
+                    mib(k.disk_bytes_after)
+                );
+            }
+            out.push('\n');
+        }
+        let _ = writeln!(
+            out,
+            "| Watchers on one member | System | Opened in | Memory per watcher | Fan-out p50 ms \
+             | p99 ms | max ms | Delivered |\n|---|---|---:|---:|---:|---:|---:|---|"
+        );
+        for s in System::BOTH {
+            for w in results.scale.get(&s).map_or(&[][..], |r| &r.watchers[..]) {
+                let _ = writeln!(
+                    out,
+                    "| {} | {s} | {:.1} s | {:.0} B | {} | {} | {} | {} of {} |",
+                    w.watchers,
+                    w.open_seconds,
+                    w.rss_bytes_per_watcher,
+                    ms(w.latency.p50_ms),
+                    ms(w.latency.p99_ms),
+                    ms(w.latency.max_ms),
+                    w.delivered,
+                    w.expected
+                );
+            }
+        }
+        out.push('\n');
+    }
+    out
+}
+
+const MAINSTAY_COLOR: RGBColor = RGBColor(0x1f, 0x77, 0xb4);
+const ETCD_COLOR: RGBColor = RGBColor(0xff, 0x7f, 0x0e);
+
+/// Registers a TrueType font for the charts (plotters draws text with ab_glyph, no system font
+/// library); the first of the usual DejaVu locations that exists.
+fn register_font() -> Result<(), Error> {
+    static REGISTERED: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    REGISTERED
+        .get_or_init(|| {
+            const CANDIDATES: &[&str] = &[
+                "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+                "/usr/share/fonts/TTF/DejaVuSans.ttf",
+                "/usr/share/fonts/dejavu/DejaVuSans.ttf",
+            ];
+            let path = std::env::var_os("MAINSTAY_BENCH_FONT")
+                .map(PathBuf::from)
+                .into_iter()
+                .chain(CANDIDATES.iter().map(PathBuf::from))
+                .find(|p| p.exists())
+                .ok_or(
+                    "no TrueType font found: install fonts-dejavu-core (scripts/setup.sh) or set \
+                        MAINSTAY_BENCH_FONT",
+                )?;
+            let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            plotters::style::register_font("sans-serif", FontStyle::Normal, Box::leak(bytes.into()))
+                .map_err(|_| format!("{} is not a usable font", path.display()))
+        })
+        .clone()
+        .map_err(Error::Chart)
+}
+
+/// Horizontal grouped bars, one group per workload, Mainstay above etcd, on a log axis.
+fn bar_chart(
+    path: &Path,
+    title: &str,
+    results: &Results,
+    value: impl Fn(&WorkloadResult, System) -> Option<f64>,
+) -> Result<(), Error> {
+    register_font()?;
+    let chart_err = |e: &dyn std::fmt::Display| Error::Chart(format!("{}: {e}", path.display()));
+    let rows: Vec<(&str, Option<f64>, Option<f64>)> = results
+        .workloads
+        .iter()
+        .map(|w| {
+            (
+                w.spec.name.as_str(),
+                value(w, System::Mainstay),
+                value(w, System::Etcd),
+            )
+        })
+        .collect();
+    let values = rows
+        .iter()
+        .flat_map(|r| [r.1, r.2])
+        .flatten()
+        .filter(|v| *v > 0.0);
+    let (lo, hi) = values.fold((f64::MAX, f64::MIN), |(lo, hi), v| (lo.min(v), hi.max(v)));
+    if lo > hi {
+        return Ok(());
+    }
+    let (lo, hi) = (
+        10f64.powf(lo.log10().floor()),
+        10f64.powf(hi.log10().ceil()).max(lo * 10.0),
+    );
+    let n = rows.len();
+    let height = 120 + 56 * n as u32;
+    let root = BitMapBackend::new(path, (1100, height)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| chart_err(&e))?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 22))
+        .margin(12)
+        .x_label_area_size(36)
+        .y_label_area_size(250)
+        .build_cartesian_2d((lo..hi).log_scale(), 0f64..n as f64)
+        .map_err(|e| chart_err(&e))?;
+    chart
+        .configure_mesh()
+        .disable_y_mesh()
+        .y_labels(0)
+        .x_label_style(("sans-serif", 14))
+        .draw()
+        .map_err(|e| chart_err(&e))?;
+    for (system, color, offset) in [
+        // Mainstay's bar above etcd's.
+        (System::Mainstay, MAINSTAY_COLOR, 0.5),
+        (System::Etcd, ETCD_COLOR, 0.12),
+    ] {
+        let bars = rows.iter().enumerate().filter_map(|(i, row)| {
+            let v = if system == System::Mainstay {
+                row.1
+            } else {
+                row.2
+            }?;
+            // Row 0 at the top.
+            let y = (n - 1 - i) as f64;
+            Some(Rectangle::new(
+                [(lo, y + offset), (v.max(lo), y + offset + 0.38)],
+                color.filled(),
+            ))
+        });
+        chart
+            .draw_series(bars)
+            .map_err(|e| chart_err(&e))?
+            .label(system.to_string())
+            .legend(move |(x, y)| Rectangle::new([(x, y - 6), (x + 14, y + 6)], color.filled()));
+    }
+    let label_style =
+        TextStyle::from(("sans-serif", 15).into_font()).pos(Pos::new(HPos::Right, VPos::Center));
+    for (i, row) in rows.iter().enumerate() {
+        let (x, y) = chart.backend_coord(&(lo, (n - 1 - i) as f64 + 0.5));
+        root.draw(&Text::new(
+            row.0.to_string(),
+            (x - 8, y),
+            label_style.clone(),
+        ))
+        .map_err(|e| chart_err(&e))?;
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::LowerRight)
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK)
+        .label_font(("sans-serif", 15))
+        .draw()
+        .map_err(|e| chart_err(&e))?;
+    root.present().map_err(|e| chart_err(&e))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splice_replaces_only_the_generated_part() {
+        let doc =
+            format!("# Title\n\nintro\n{BEGIN_MARKER}\nold table\n{END_MARKER}\n\n## Log\nkept\n");
+        let new = splice(&doc, "new table\n");
+        assert_eq!(
+            new,
+            format!("# Title\n\nintro\n{BEGIN_MARKER}\nnew table\n{END_MARKER}\n\n## Log\nkept\n")
+        );
+        assert_eq!(splice(&new, "new table\n"), new, "idempotent");
+        let fresh = splice("# Title\nbody\n", "t\n");
+        assert!(fresh.starts_with(&format!("# Title\n\n{BEGIN_MARKER}\nt\n{END_MARKER}\n")));
+        assert!(fresh.ends_with("body\n"));
+    }
+}

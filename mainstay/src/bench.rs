@@ -1,0 +1,86 @@
+//! `mainstay bench`: the benchmark harness (see `mainstay-bench`), Mainstay and etcd side by side.
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use clap::Args;
+use mainstay_bench::{harness, report};
+
+#[derive(Args)]
+pub struct BenchArgs {
+    /// A smoke run: every workload and check, with operation counts divided by 50 and small scale
+    /// checks. Its numbers are not benchmarks.
+    #[arg(long)]
+    quick: bool,
+    /// Run only workloads whose name contains this (repeatable).
+    #[arg(long)]
+    only: Vec<String>,
+    /// Skip the scale checks (1M keys, 10k and 100k watchers).
+    #[arg(long)]
+    no_scale_checks: bool,
+    /// Runs of each workload on each system, alternating.
+    #[arg(long, default_value_t = 2)]
+    rounds: u32,
+    /// Where results.json, results.md and the charts go.
+    #[arg(long, default_value = "docs/benchmarks")]
+    out_dir: PathBuf,
+    /// The document whose generated section gets the tables; `none` to leave it alone.
+    #[arg(long, default_value = "docs/benchmarks.md")]
+    doc: String,
+    /// The etcd 3.4 executable.
+    #[arg(long, default_value = "etcd")]
+    etcd_bin: PathBuf,
+    /// Where the clusters' data directories are made (default: the temporary directory).
+    #[arg(long)]
+    work_dir: Option<PathBuf>,
+    /// Fail (exit 1) if any request failed or any watch event was not delivered.
+    #[arg(long)]
+    strict: bool,
+}
+
+pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    let mainstay_bin = std::env::current_exe().context("locating the mainstay executable")?;
+    let (scale, keys, watchers) = if args.quick {
+        (50, 20_000, vec![1_000, 5_000])
+    } else {
+        (1, 1_000_000, vec![10_000, 100_000])
+    };
+    let (keys, watchers) = if args.no_scale_checks {
+        (0, vec![])
+    } else {
+        (keys, watchers)
+    };
+    let command = std::iter::once("mainstay".to_string())
+        .chain(std::env::args().skip(1))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let options = harness::Options {
+        scale,
+        rounds: args.rounds.max(1),
+        only: args.only,
+        scale_keys: keys,
+        scale_watchers: watchers,
+        mainstay_bin,
+        etcd_bin: args.etcd_bin,
+        work_dir: args.work_dir.unwrap_or_else(std::env::temp_dir),
+        command,
+    };
+    let results = harness::run(&options).await?;
+    let doc = (args.doc != "none").then(|| PathBuf::from(&args.doc));
+    report::write(&results, &args.out_dir, doc.as_deref())?;
+    let ahead = results.workloads.iter().filter(|w| w.ahead()).count();
+    if args.strict {
+        let failed = harness::failures(&results);
+        if !failed.is_empty() {
+            anyhow::bail!("errors in the benchmark runs:\n{}", failed.join("\n"));
+        }
+    }
+    eprintln!(
+        "bench: done in {:.1} min; Mainstay at or ahead of etcd on {ahead} of {} workloads; \
+         results in {}",
+        results.duration_seconds / 60.0,
+        results.workloads.len(),
+        args.out_dir.display()
+    );
+    Ok(())
+}
