@@ -25,11 +25,14 @@ mod tests {
         let entry = Entry {
             log_id: LogId::new(CommittedLeaderId::new(3, 7), 42),
             payload: EntryPayload::Normal(Request {
-                command: Command::Put(PutRequest {
-                    key: b"k".to_vec(),
-                    value: vec![0, 255, 7],
-                    ..Default::default()
-                }),
+                commands: vec![
+                    Command::Put(PutRequest {
+                        key: b"k".to_vec(),
+                        value: vec![0, 255, 7],
+                        ..Default::default()
+                    }),
+                    Command::Compact { revision: 1 },
+                ],
             }),
         };
         let bytes = encode(&entry).unwrap();

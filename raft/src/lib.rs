@@ -40,22 +40,36 @@ impl std::fmt::Display for Member {
     }
 }
 
-/// One replicated log entry's application payload.
+/// A log entry's application data: commands proposed together, applied in order in one store
+/// batch. (openraft 0.9 appends each entry on its own, so concurrent proposals share an entry
+/// rather than each paying for one.)
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Request {
-    pub command: Command,
+    pub commands: Vec<Command>,
+}
+
+impl Request {
+    pub fn one(command: Command) -> Request {
+        Request {
+            commands: vec![command],
+        }
+    }
 }
 
 impl std::fmt::Display for Request {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{:?}", self.command)
+        match self.commands.as_slice() {
+            [one] => write!(f, "{one:?}"),
+            many => write!(f, "{} commands", many.len()),
+        }
     }
 }
 
-/// The result of applying one entry. Entries without a command (blank, membership) have `None`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// The result of applying one entry: one output per command of its [`Request`], in order (none
+/// for blank and membership entries).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Response {
-    pub output: Option<std::result::Result<CommandOutput, StoreError>>,
+    pub outputs: Vec<std::result::Result<CommandOutput, StoreError>>,
 }
 
 openraft::declare_raft_types!(

@@ -43,13 +43,11 @@ fn openraft_storage_suite() {
 fn put(term: u64, index: u64, key: &str, value: &str) -> Entry {
     Entry {
         log_id: LogId::new(CommittedLeaderId::new(term, 1), index),
-        payload: EntryPayload::Normal(Request {
-            command: Command::Put(PutRequest {
-                key: key.as_bytes().to_vec(),
-                value: value.as_bytes().to_vec(),
-                ..Default::default()
-            }),
-        }),
+        payload: EntryPayload::Normal(Request::one(Command::Put(PutRequest {
+            key: key.as_bytes().to_vec(),
+            value: value.as_bytes().to_vec(),
+            ..Default::default()
+        }))),
     }
 }
 

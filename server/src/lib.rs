@@ -20,6 +20,7 @@ pub mod error;
 pub mod lessor;
 pub mod node;
 pub mod peer;
+mod proposer;
 mod read_index;
 pub mod services;
 

@@ -21,16 +21,17 @@ use mainstay_proto::etcdserverpb as pb;
 use mainstay_raft::log_store::LogStore;
 use mainstay_raft::network::NetworkFactory;
 use mainstay_raft::state_machine::{open_store, ApplyObserver, StateMachine};
-use mainstay_raft::{Member, Raft, Request};
+use mainstay_raft::{Member, Raft};
 use mainstay_store::watch::{WatchHub, WatchHubConfig};
 use mainstay_store::{Alarm, AlarmKind, Applied, Command, CommandOutput, Store};
-use openraft::error::{ClientWriteError, RaftError as ORaftError};
+use openraft::error::RaftError as ORaftError;
 use openraft::{ServerState, SnapshotPolicy};
 use tokio::sync::watch;
 
 use crate::error::{Result, ServerError};
 use crate::lessor::Lessor;
 use crate::peer::{ClusterOp, LeaseTtl, MemberInfo, PeerClients};
+use crate::proposer::Proposer;
 use crate::read_index::ReadIndexBatcher;
 
 /// Proposals and read-index requests one member has in flight in openraft at once.
@@ -131,6 +132,8 @@ pub struct Node {
     /// Backend size, refreshed by a background task (reading RocksDB properties per request would
     /// cost more than the request).
     db_size: AtomicU64,
+    /// Batches this member's proposals (as leader) into log entries.
+    proposer: Proposer,
     /// Read indexes for this member's linearizable reads (from the leader, wherever it is).
     reads: ReadIndexBatcher,
     /// Read indexes this member gives as leader to followers' forwarded requests.
@@ -234,7 +237,9 @@ impl Node {
             }
         }
         let (leader_tx, _) = watch::channel(None);
+        let proposer = Proposer::spawn(raft.clone(), config.request_timeout());
         let node = Arc::new_cyclic(|weak| Node {
+            proposer,
             reads: ReadIndexBatcher::spawn(weak.clone(), |node| {
                 Box::pin(async move { node.read_index_round().await })
             }),
@@ -378,36 +383,13 @@ impl Node {
         }
     }
 
-    /// Proposes on this member as leader. `Ok(None)`: it is not the leader (nothing appended).
+    /// Proposes on this member as leader, in the next log entry with whatever else is waiting
+    /// ([`Proposer`]). `Ok(None)`: it is not the leader (nothing appended).
     pub(crate) async fn propose_local(
         &self,
         command: Command,
     ) -> Result<Option<(u64, CommandOutput)>> {
-        let _slot = self
-            .inflight
-            .acquire()
-            .await
-            .map_err(|_| ServerError::Stopped)?;
-        let write = self.raft.client_write(Request { command });
-        let result = match tokio::time::timeout(self.config.request_timeout(), write).await {
-            Ok(r) => r,
-            Err(_) => return Err(ServerError::Timeout),
-        };
-        match result {
-            Ok(resp) => {
-                let index = resp.log_id.index;
-                match resp.data.output {
-                    Some(Ok(output)) => Ok(Some((index, output))),
-                    Some(Err(e)) => Err(ServerError::Store(e)),
-                    None => Err(ServerError::Config("a command entry had no output".into())),
-                }
-            }
-            Err(ORaftError::APIError(ClientWriteError::ForwardToLeader(_))) => Ok(None),
-            Err(ORaftError::APIError(ClientWriteError::ChangeMembershipError(e))) => {
-                Err(ServerError::InvalidArgument(e.to_string()))
-            }
-            Err(ORaftError::Fatal(_)) => Err(ServerError::Stopped),
-        }
+        self.proposer.propose(command).await
     }
 
     /// A linearizable read may start once this returns: the leader confirmed its leadership with
