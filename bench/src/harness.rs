@@ -63,6 +63,8 @@ pub struct Options {
     pub etcd_bin: PathBuf,
     /// Where the clusters' data directories go.
     pub work_dir: PathBuf,
+    /// Members per cluster (3 for the published numbers).
+    pub members: usize,
     /// The command line, for the report.
     pub command: String,
 }
@@ -178,6 +180,8 @@ pub struct Machine {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Results {
     pub command: String,
+    /// Members per cluster.
+    pub members: usize,
     /// UTC, `YYYY-MM-DD HH:MM`.
     pub started: String,
     pub duration_seconds: f64,
@@ -195,7 +199,7 @@ struct Bench {
 impl Bench {
     async fn start(system: System, opts: &Options) -> Bench {
         let cluster = Cluster::start_with(
-            3,
+            opts.members.max(1),
             ClusterOptions {
                 target: Some(system.target()),
                 mainstay_bin: Some(opts.mainstay_bin.clone()),
@@ -335,6 +339,7 @@ pub async fn run(opts: &Options) -> Result<Results, Error> {
     }
     Ok(Results {
         command: opts.command.clone(),
+        members: opts.members.max(1),
         started,
         duration_seconds: started_at.elapsed().as_secs_f64(),
         machine,

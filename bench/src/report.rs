@@ -112,8 +112,8 @@ pub fn markdown(results: &Results, charts: &[(&str, String)]) -> String {
     let _ = writeln!(
         out,
         "Run on {} UTC with `{}`, taking {:.1} minutes.\n\nMachine: {} ({} cores), {:.1} GiB \
-         memory, Linux {}. etcd {}; Mainstay {}. Each system is 3 members on loopback, data on the \
-         same file system, both fsyncing their log before acknowledging a write.\n",
+         memory, Linux {}. etcd {}; Mainstay {}. Each system is {} member(s) on loopback, data on \
+         the same file system, both fsyncing their log before acknowledging a write.\n",
         results.started,
         results.command,
         results.duration_seconds / 60.0,
@@ -122,7 +122,8 @@ pub fn markdown(results: &Results, charts: &[(&str, String)]) -> String {
         m.memory_gib,
         m.kernel,
         m.etcd_version,
-        m.mainstay_version
+        m.mainstay_version,
+        results.members
     );
     if !results.workloads.is_empty() {
         let rounds = results.workloads[0].runs.len() / 2;
@@ -193,7 +194,7 @@ pub fn markdown(results: &Results, charts: &[(&str, String)]) -> String {
         }
         let _ = writeln!(
             out,
-            "\n#### Resources (three members together)\n\nCPU is the members' CPU time during \
+            "\n#### Resources (all members together)\n\nCPU is the members' CPU time during \
              the workload's runs per 1000 operations; memory is resident memory after the \
              last run; disk is the data directories after it.\n\n| Workload | Mainstay CPU s/1k \
              ops | etcd CPU s/1k ops | Mainstay RSS MiB | etcd RSS MiB | Mainstay disk MiB | \
@@ -224,7 +225,7 @@ pub fn markdown(results: &Results, charts: &[(&str, String)]) -> String {
     if !results.scale.is_empty() {
         let _ = writeln!(
             out,
-            "### Scale checks\n\nOn a fresh 3-member cluster of each system.\n"
+            "### Scale checks\n\nOn a fresh cluster of each system.\n"
         );
         let keys: Vec<_> = System::BOTH
             .iter()

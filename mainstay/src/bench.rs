@@ -33,6 +33,9 @@ pub struct BenchArgs {
     /// Where the clusters' data directories are made (default: the temporary directory).
     #[arg(long)]
     work_dir: Option<PathBuf>,
+    /// Members per cluster (the published numbers use 3).
+    #[arg(long, default_value_t = 3)]
+    members: usize,
     /// Fail (exit 1) if any request failed or any watch event was not delivered.
     #[arg(long)]
     strict: bool,
@@ -63,6 +66,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         mainstay_bin,
         etcd_bin: args.etcd_bin,
         work_dir: args.work_dir.unwrap_or_else(std::env::temp_dir),
+        members: args.members,
         command,
     };
     let results = harness::run(&options).await?;

@@ -6,7 +6,8 @@
 //!
 //! Group commit: [`RaftLogStorage::append`] writes the entries to RocksDB at once without syncing
 //! (so they can be read back, e.g. for replication, right away) and hands openraft's flush callback
-//! to a flusher thread. The flusher takes every callback queued while the previous fsync ran,
+//! to a flusher thread (a follower's append, which the Raft core waits for anyway, is synced
+//! inline instead). The flusher takes every callback queued while the previous fsync ran,
 //! syncs the write-ahead log once for all of them, and only then reports them durable. Many
 //! concurrent proposals therefore share one fsync, and no entry is reported durable before it is.
 //! The vote is written with sync on before `save_vote` returns.
@@ -240,17 +241,27 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
+        // A follower's append is waited for by the Raft core, which does nothing else meanwhile:
+        // it is synced right here, without the two thread switches to the flusher and back.
+        // A leader's append is not waited for (see third_party/openraft): it is written now and
+        // synced by the flusher together with whatever else is appended meanwhile.
+        let sync_now = callback.caller_waits();
         let write = || -> Result<()> {
             let cf = self.shared.cf(CF_LOG);
             let mut batch = WriteBatch::default();
             for entry in entries {
                 batch.put_cf(cf, index_key(entry.log_id.index), encode(&entry)?);
             }
-            // Visible now, durable when the flusher has synced the WAL.
-            self.shared.db.write(batch)?;
+            let mut opts = rocksdb::WriteOptions::default();
+            opts.set_sync(sync_now);
+            self.shared.db.write_opt(batch, &opts)?;
             Ok(())
         };
         write().map_err(|e| storage_err(ErrorSubject::Logs, ErrorVerb::Write, e))?;
+        if sync_now {
+            callback.log_io_completed(Ok(()));
+            return Ok(());
+        }
         if let Err(e) = self.flusher.send(callback).await {
             e.0.log_io_completed(Err(std::io::Error::other("the log flusher stopped")));
         }

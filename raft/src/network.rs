@@ -18,6 +18,8 @@ use serde::Serialize;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::codec::{decode, encode};
@@ -70,13 +72,37 @@ impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
             }),
             None => Err(format!("member {target:x} has no peer URL")),
         };
-        PeerClient { target, client }
+        PeerClient {
+            target,
+            client,
+            appends: 0,
+            stream: None,
+        }
     }
 }
 
+/// openraft makes a client per replication stream (thousands of appends and heartbeats) and per
+/// vote round or leadership check (one request each). A client's first append goes as a unary
+/// call; from its second on, appends share one gRPC stream, which saves opening and closing an
+/// HTTP/2 stream per message.
 pub struct PeerClient {
     target: NodeId,
     client: Result<RaftPeerClient<Channel>, String>,
+    /// Appends sent by this client.
+    appends: u64,
+    /// The open append stream. Taken out while a call uses it and put back only when the call
+    /// got its answer, so a failed or abandoned call never leaves an answer behind to be read as
+    /// the next one's.
+    stream: Option<AppendStream>,
+}
+
+struct AppendStream {
+    requests: mpsc::Sender<RaftPayload>,
+    responses: tonic::Streaming<RaftPayload>,
+}
+
+fn stream_closed(_: impl Sized) -> tonic::Status {
+    tonic::Status::unavailable("the append stream closed")
 }
 
 type RpcResult<T, E> = Result<T, RPCError<NodeId, Member, ORaftError<NodeId, E>>>;
@@ -124,13 +150,85 @@ enum Rpc {
     Snapshot,
 }
 
+impl PeerClient {
+    /// An append over this client's stream (opened on first use).
+    async fn append_streamed(
+        &mut self,
+        rpc: &AppendEntriesRequest<TypeConfig>,
+        option: &RPCOption,
+    ) -> RpcResult<AppendEntriesResponse<NodeId>, Infallible> {
+        let data = encode(rpc).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        let client = match &mut self.client {
+            Ok(c) => c.clone(),
+            Err(e) => {
+                let e = std::io::Error::other(e.clone());
+                return Err(RPCError::Unreachable(Unreachable::new(&e)));
+            }
+        };
+        let stream = self.stream.take();
+        let exchange = async move {
+            let mut stream = match stream {
+                Some(s) => {
+                    s.requests
+                        .send(RaftPayload { data })
+                        .await
+                        .map_err(stream_closed)?;
+                    s
+                }
+                None => {
+                    let (requests, rx) = mpsc::channel(1);
+                    // Queued before the call: the stream's first message goes with its opening.
+                    requests
+                        .send(RaftPayload { data })
+                        .await
+                        .map_err(stream_closed)?;
+                    let mut client = client;
+                    let responses = client
+                        .append_entries_stream(ReceiverStream::new(rx))
+                        .await?
+                        .into_inner();
+                    AppendStream {
+                        requests,
+                        responses,
+                    }
+                }
+            };
+            let answer = stream
+                .responses
+                .message()
+                .await?
+                .ok_or_else(|| stream_closed(()))?;
+            Ok::<_, tonic::Status>((stream, answer))
+        };
+        let (stream, answer) = match tokio::time::timeout(option.hard_ttl(), exchange).await {
+            Ok(Ok(done)) => done,
+            Ok(Err(status)) => {
+                return Err(match status.code() {
+                    tonic::Code::Unavailable => RPCError::Unreachable(Unreachable::new(&status)),
+                    _ => RPCError::Network(NetworkError::new(&status)),
+                })
+            }
+            Err(elapsed) => return Err(RPCError::Network(NetworkError::new(&elapsed))),
+        };
+        self.stream = Some(stream);
+        let result: Result<AppendEntriesResponse<NodeId>, ORaftError<NodeId, Infallible>> =
+            decode(&answer.data).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        result.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
+    }
+}
+
 impl RaftNetwork<TypeConfig> for PeerClient {
     async fn append_entries(
         &mut self,
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> RpcResult<AppendEntriesResponse<NodeId>, Infallible> {
-        self.call(Rpc::Append, &rpc, &option).await
+        self.appends += 1;
+        if self.appends == 1 {
+            self.call(Rpc::Append, &rpc, &option).await
+        } else {
+            self.append_streamed(&rpc, &option).await
+        }
     }
 
     async fn install_snapshot(

@@ -4,7 +4,12 @@
 use mainstay_proto::mainstaypb::raft_peer_server::{RaftPeer, RaftPeerServer};
 use mainstay_proto::mainstaypb::RaftPayload;
 use serde::de::DeserializeOwned;
-use tonic::{Request, Response, Status};
+use std::pin::Pin;
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
 
 use crate::codec::{decode, encode};
 use crate::network::MAX_PEER_MESSAGE_BYTES;
@@ -14,7 +19,7 @@ use openraft::raft::{VoteRequest, VoteResponse};
 pub struct RaftPeerService {
     raft: Raft,
     /// When an append (or heartbeat) from a leader was last accepted.
-    last_append: std::sync::Mutex<Option<tokio::time::Instant>>,
+    last_append: Arc<std::sync::Mutex<Option<tokio::time::Instant>>>,
     /// openraft's leader lease: how long after the last append a member still trusts its leader.
     lease: std::time::Duration,
 }
@@ -24,7 +29,7 @@ pub struct RaftPeerService {
 pub fn service(raft: Raft, lease: std::time::Duration) -> RaftPeerServer<RaftPeerService> {
     RaftPeerServer::new(RaftPeerService {
         raft,
-        last_append: std::sync::Mutex::new(None),
+        last_append: Default::default(),
         lease,
     })
     .max_decoding_message_size(MAX_PEER_MESSAGE_BYTES)
@@ -77,19 +82,56 @@ impl RaftPeerService {
     }
 }
 
+/// Answers one append (or heartbeat) from a leader, noting when one was last accepted.
+async fn append(
+    raft: &Raft,
+    last_append: &std::sync::Mutex<Option<tokio::time::Instant>>,
+    data: &[u8],
+) -> Result<RaftPayload, Status> {
+    let rpc = decode(data).map_err(|e| Status::invalid_argument(e.to_string()))?;
+    let result = raft.append_entries(rpc).await;
+    if matches!(&result, Ok(r) if r.is_success()) {
+        *last_append.lock().unwrap_or_else(|e| e.into_inner()) = Some(tokio::time::Instant::now());
+    }
+    let data = encode(&result).map_err(|e| Status::internal(e.to_string()))?;
+    Ok(RaftPayload { data })
+}
+
+type PayloadStream = Pin<Box<dyn tokio_stream::Stream<Item = Result<RaftPayload, Status>> + Send>>;
+
 #[tonic::async_trait]
 impl RaftPeer for RaftPeerService {
     async fn append_entries(
         &self,
         request: Request<RaftPayload>,
     ) -> Result<Response<RaftPayload>, Status> {
-        let rpc = payload(request)?;
-        let result = self.raft.append_entries(rpc).await;
-        if matches!(&result, Ok(r) if r.is_success()) {
-            *self.last_append.lock().unwrap_or_else(|e| e.into_inner()) =
-                Some(tokio::time::Instant::now());
-        }
-        reply(&result)
+        let data = request.into_inner().data;
+        Ok(Response::new(
+            append(&self.raft, &self.last_append, &data).await?,
+        ))
+    }
+
+    type AppendEntriesStreamStream = PayloadStream;
+
+    async fn append_entries_stream(
+        &self,
+        request: Request<Streaming<RaftPayload>>,
+    ) -> Result<Response<PayloadStream>, Status> {
+        let mut inbound = request.into_inner();
+        let raft = self.raft.clone();
+        let last_append = self.last_append.clone();
+        // The leader sends the next append only after this answer: one slot is enough.
+        let (tx, rx) = mpsc::channel(1);
+        tokio::spawn(async move {
+            while let Ok(Some(message)) = inbound.message().await {
+                let answer = append(&raft, &last_append, &message.data).await;
+                let failed = answer.is_err();
+                if tx.send(answer).await.is_err() || failed {
+                    return;
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 
     async fn vote(&self, request: Request<RaftPayload>) -> Result<Response<RaftPayload>, Status> {

@@ -5,8 +5,9 @@
 //! a proposer task takes every command queued while earlier entries were in flight and proposes
 //! them as one entry (one append, one fsync, one replication message, one store batch), with a few
 //! entries in flight at once so the log never waits for the proposer. A lone write goes out at
-//! once: batching only ever groups what is already waiting.
+//! once, from the caller's own task: batching only ever groups what is already waiting.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use mainstay_raft::{Raft, Request};
@@ -39,18 +40,37 @@ struct Pending {
 
 pub(crate) struct Proposer {
     queue: mpsc::Sender<Pending>,
+    /// Entries in flight (the proposer task's and the fast path's).
+    slots: Arc<Semaphore>,
+    raft: Raft,
+    timeout: Duration,
 }
 
 impl Proposer {
     /// Starts the proposer task; it ends when the `Proposer` is dropped.
     pub(crate) fn spawn(raft: Raft, timeout: Duration) -> Proposer {
         let (queue, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(run(raft, timeout, rx));
-        Proposer { queue }
+        let slots = Arc::new(Semaphore::new(ENTRIES_IN_FLIGHT));
+        tokio::spawn(run(raft.clone(), timeout, slots.clone(), rx));
+        Proposer {
+            queue,
+            slots,
+            raft,
+            timeout,
+        }
     }
 
     /// Proposes `command` in the next entry.
     pub(crate) async fn propose(&self, command: Command) -> Answer {
+        // Fast path: with nothing waiting and an entry slot free, there is nothing to batch
+        // with, so the command goes out from this task (no hand-over to the proposer task).
+        if self.queue.capacity() == self.queue.max_capacity() {
+            if let Ok(_slot) = self.slots.clone().try_acquire_owned() {
+                let (reply, answer) = oneshot::channel();
+                write_entry(&self.raft, self.timeout, vec![command], vec![reply]).await;
+                return answer.await.map_err(|_| ServerError::Stopped)?;
+            }
+        }
         let (reply, answer) = oneshot::channel();
         self.queue
             .send(Pending { command, reply })
@@ -60,8 +80,12 @@ impl Proposer {
     }
 }
 
-async fn run(raft: Raft, timeout: Duration, mut rx: mpsc::Receiver<Pending>) {
-    let slots = std::sync::Arc::new(Semaphore::new(ENTRIES_IN_FLIGHT));
+async fn run(
+    raft: Raft,
+    timeout: Duration,
+    slots: Arc<Semaphore>,
+    mut rx: mpsc::Receiver<Pending>,
+) {
     let mut next: Option<Pending> = None;
     loop {
         // Wait for a free slot first: commands arriving meanwhile gather into this entry.
@@ -99,49 +123,58 @@ async fn run(raft: Raft, timeout: Duration, mut rx: mpsc::Receiver<Pending>) {
                 .filter(|p| !p.reply.is_closed())
                 .map(|p| (p.command, p.reply))
                 .unzip();
-            if commands.is_empty() {
-                return;
-            }
-            let write = raft.client_write(Request { commands });
-            let result = match tokio::time::timeout(timeout, write).await {
-                Ok(result) => result,
-                Err(_) => {
-                    for r in replies {
-                        let _ = r.send(Err(ServerError::Timeout));
-                    }
-                    return;
-                }
-            };
-            match result {
-                Ok(response) => {
-                    let index = response.log_id.index;
-                    let mut outputs = response.data.outputs.into_iter();
-                    for r in replies {
-                        let answer = match outputs.next() {
-                            Some(Ok(output)) => Ok(Some((index, output))),
-                            Some(Err(e)) => Err(ServerError::Store(e)),
-                            None => Err(ServerError::Config("an entry had too few outputs".into())),
-                        };
-                        let _ = r.send(answer);
-                    }
-                }
-                Err(e) => {
-                    let error = match e {
-                        ORaftError::APIError(ClientWriteError::ForwardToLeader(_)) => None,
-                        ORaftError::APIError(ClientWriteError::ChangeMembershipError(e)) => {
-                            Some(ServerError::InvalidArgument(e.to_string()))
-                        }
-                        ORaftError::Fatal(_) => Some(ServerError::Stopped),
-                    };
-                    for r in replies {
-                        let _ = r.send(match &error {
-                            None => Ok(None),
-                            Some(e) => Err(e.duplicate()),
-                        });
-                    }
-                }
+            if !commands.is_empty() {
+                write_entry(&raft, timeout, commands, replies).await;
             }
         });
+    }
+}
+
+/// Proposes `commands` as one entry and answers each command's waiter.
+async fn write_entry(
+    raft: &Raft,
+    timeout: Duration,
+    commands: Vec<Command>,
+    replies: Vec<oneshot::Sender<Answer>>,
+) {
+    let write = raft.client_write(Request { commands });
+    let result = match tokio::time::timeout(timeout, write).await {
+        Ok(result) => result,
+        Err(_) => {
+            for r in replies {
+                let _ = r.send(Err(ServerError::Timeout));
+            }
+            return;
+        }
+    };
+    match result {
+        Ok(response) => {
+            let index = response.log_id.index;
+            let mut outputs = response.data.outputs.into_iter();
+            for r in replies {
+                let answer = match outputs.next() {
+                    Some(Ok(output)) => Ok(Some((index, output))),
+                    Some(Err(e)) => Err(ServerError::Store(e)),
+                    None => Err(ServerError::Config("an entry had too few outputs".into())),
+                };
+                let _ = r.send(answer);
+            }
+        }
+        Err(e) => {
+            let error = match e {
+                ORaftError::APIError(ClientWriteError::ForwardToLeader(_)) => None,
+                ORaftError::APIError(ClientWriteError::ChangeMembershipError(e)) => {
+                    Some(ServerError::InvalidArgument(e.to_string()))
+                }
+                ORaftError::Fatal(_) => Some(ServerError::Stopped),
+            };
+            for r in replies {
+                let _ = r.send(match &error {
+                    None => Ok(None),
+                    Some(e) => Err(e.duplicate()),
+                });
+            }
+        }
     }
 }
 

@@ -726,7 +726,7 @@ where
         let (tx, rx) = C::AsyncRuntime::oneshot();
         let log_io_id = LogIOId::new(vote, Some(last_log_id));
 
-        let callback = LogFlushed::new(log_io_id, tx);
+        let callback = LogFlushed::new(log_io_id, tx).waited(); // MAINSTAY PATCH
 
         self.log_store.append(entries, callback).await?;
         rx.await

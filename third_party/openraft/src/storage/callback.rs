@@ -17,6 +17,8 @@ where C: RaftTypeConfig
 {
     log_io_id: LogIOId<C::NodeId>,
     tx: OneshotSenderOf<C, Result<LogIOId<C::NodeId>, io::Error>>,
+    /// MAINSTAY PATCH: whether the Raft core waits for this flush before doing anything else.
+    caller_waits: bool,
 }
 
 impl<C> LogFlushed<C>
@@ -26,7 +28,24 @@ where C: RaftTypeConfig
         log_io_id: LogIOId<C::NodeId>,
         tx: OneshotSenderOf<C, Result<LogIOId<C::NodeId>, io::Error>>,
     ) -> Self {
-        Self { log_io_id, tx }
+        Self {
+            log_io_id,
+            tx,
+            caller_waits: false,
+        }
+    }
+
+    /// MAINSTAY PATCH: marks a flush the Raft core waits for (a follower's append).
+    pub(crate) fn waited(mut self) -> Self {
+        self.caller_waits = true;
+        self
+    }
+
+    /// MAINSTAY PATCH: whether the Raft core waits for this flush before it handles anything
+    /// else (a follower's append; a patched leader's append is not waited for). A log store may
+    /// then sync inline rather than hand the flush to another thread and back.
+    pub fn caller_waits(&self) -> bool {
+        self.caller_waits
     }
 
     /// Report log io completion event.
