@@ -3,9 +3,9 @@
 //!
 //! Owns: the conversion between etcd's protobuf messages and the store's types (nowhere else), the
 //! one table from errors to etcd's gRPC codes and messages ([`error`]), request limits (size, txn
-//! ops, backend quota), the single writer that group-commits proposals ([`node`]), lease deadlines
-//! ([`lessor`]), and the Watch stream protocol (created/canceled responses, prev_kv, fragments,
-//! progress).
+//! ops, backend quota), batching of writes into log entries and of linearizable reads into
+//! read-index rounds, lease deadlines ([`lessor`]), and the Watch stream protocol
+//! (created/canceled responses, prev_kv, fragments, progress).
 //!
 //! Also owns a member's place in the cluster: the [`node::Node`] drives a `mainstay-raft` instance,
 //! forwards what only the leader may do to it over the peer transport ([`peer`]), and serves the
