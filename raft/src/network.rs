@@ -46,7 +46,16 @@ pub fn peer_channel(url: &str) -> Result<Channel, String> {
 #[derive(Clone, Default)]
 pub struct NetworkFactory {
     channels: Arc<Mutex<HashMap<String, Channel>>>,
+    idle: IdleStreams,
 }
+
+/// Append streams not in use, per peer URL: a client made for one leadership check (a read-index
+/// round sends one heartbeat per follower) takes one instead of opening its own, and gives it
+/// back when dropped.
+type IdleStreams = Arc<Mutex<HashMap<String, Vec<AppendStream>>>>;
+
+/// Idle append streams kept per peer, at most.
+const MAX_IDLE_STREAMS: usize = 4;
 
 impl NetworkFactory {
     fn channel(&self, url: &str) -> Result<Channel, String> {
@@ -64,7 +73,8 @@ impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
     type Network = PeerClient;
 
     async fn new_client(&mut self, target: NodeId, node: &Member) -> PeerClient {
-        let client = match node.peer_urls.first() {
+        let url = node.peer_urls.first().cloned();
+        let client = match &url {
             Some(url) => self.channel(url).map(|ch| {
                 RaftPeerClient::new(ch)
                     .max_decoding_message_size(MAX_PEER_MESSAGE_BYTES)
@@ -75,25 +85,48 @@ impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
         PeerClient {
             target,
             client,
-            appends: 0,
+            url,
+            idle: self.idle.clone(),
             stream: None,
         }
     }
 }
 
-/// openraft makes a client per replication stream (thousands of appends and heartbeats) and per
-/// vote round or leadership check (one request each). A client's first append goes as a unary
-/// call; from its second on, appends share one gRPC stream, which saves opening and closing an
-/// HTTP/2 stream per message.
+/// openraft's client of one peer: one per replication stream (thousands of appends and
+/// heartbeats), one per vote round or leadership check. Appends go over a gRPC stream, answered in
+/// order, which saves opening and closing an HTTP/2 stream per message.
 pub struct PeerClient {
     target: NodeId,
     client: Result<RaftPeerClient<Channel>, String>,
-    /// Appends sent by this client.
-    appends: u64,
-    /// The open append stream. Taken out while a call uses it and put back only when the call
+    url: Option<String>,
+    idle: IdleStreams,
+    /// The append stream in use. Taken out while a call uses it and put back only when the call
     /// got its answer, so a failed or abandoned call never leaves an answer behind to be read as
     /// the next one's.
     stream: Option<AppendStream>,
+}
+
+impl Drop for PeerClient {
+    fn drop(&mut self) {
+        if let (Some(stream), Some(url)) = (self.stream.take(), &self.url) {
+            let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+            let streams = idle.entry(url.clone()).or_default();
+            if streams.len() < MAX_IDLE_STREAMS {
+                streams.push(stream);
+            }
+        }
+    }
+}
+
+impl PeerClient {
+    /// This client's stream, else an idle one of the same peer.
+    fn take_stream(&mut self) -> Option<AppendStream> {
+        self.stream.take().or_else(|| {
+            let url = self.url.as_ref()?;
+            let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+            idle.get_mut(url)?.pop()
+        })
+    }
 }
 
 struct AppendStream {
@@ -103,6 +136,45 @@ struct AppendStream {
 
 fn stream_closed(_: impl Sized) -> tonic::Status {
     tonic::Status::unavailable("the append stream closed")
+}
+
+/// Sends one append on `stream` (a new one if `None`) and reads its answer.
+async fn exchange(
+    mut client: RaftPeerClient<Channel>,
+    stream: Option<AppendStream>,
+    data: Vec<u8>,
+) -> Result<(AppendStream, RaftPayload), tonic::Status> {
+    let mut stream = match stream {
+        Some(s) => {
+            s.requests
+                .send(RaftPayload { data })
+                .await
+                .map_err(stream_closed)?;
+            s
+        }
+        None => {
+            let (requests, rx) = mpsc::channel(1);
+            // Queued before the call: the stream's first message goes with its opening.
+            requests
+                .send(RaftPayload { data })
+                .await
+                .map_err(stream_closed)?;
+            let responses = client
+                .append_entries_stream(ReceiverStream::new(rx))
+                .await?
+                .into_inner();
+            AppendStream {
+                requests,
+                responses,
+            }
+        }
+    };
+    let answer = stream
+        .responses
+        .message()
+        .await?
+        .ok_or_else(|| stream_closed(()))?;
+    Ok((stream, answer))
 }
 
 type RpcResult<T, E> = Result<T, RPCError<NodeId, Member, ORaftError<NodeId, E>>>;
@@ -130,7 +202,6 @@ impl PeerClient {
         let mut request = tonic::Request::new(RaftPayload { data });
         request.set_timeout(option.hard_ttl());
         let reply = match kind {
-            Rpc::Append => client.append_entries(request).await,
             Rpc::Vote => client.vote(request).await,
             Rpc::Snapshot => client.install_snapshot(request).await,
         };
@@ -145,7 +216,6 @@ impl PeerClient {
 }
 
 enum Rpc {
-    Append,
     Vote,
     Snapshot,
 }
@@ -165,42 +235,19 @@ impl PeerClient {
                 return Err(RPCError::Unreachable(Unreachable::new(&e)));
             }
         };
-        let stream = self.stream.take();
-        let exchange = async move {
-            let mut stream = match stream {
-                Some(s) => {
-                    s.requests
-                        .send(RaftPayload { data })
-                        .await
-                        .map_err(stream_closed)?;
-                    s
-                }
-                None => {
-                    let (requests, rx) = mpsc::channel(1);
-                    // Queued before the call: the stream's first message goes with its opening.
-                    requests
-                        .send(RaftPayload { data })
-                        .await
-                        .map_err(stream_closed)?;
-                    let mut client = client;
-                    let responses = client
-                        .append_entries_stream(ReceiverStream::new(rx))
-                        .await?
-                        .into_inner();
-                    AppendStream {
-                        requests,
-                        responses,
-                    }
-                }
-            };
-            let answer = stream
-                .responses
-                .message()
-                .await?
-                .ok_or_else(|| stream_closed(()))?;
-            Ok::<_, tonic::Status>((stream, answer))
+        let reused = self.take_stream();
+        let attempt = async move {
+            // A stream taken over from an earlier client may have broken meanwhile (the peer
+            // restarted): then the append is sent once more on a new stream (appends may be
+            // repeated safely).
+            let fresh = reused.is_none();
+            match exchange(client.clone(), reused, data.clone()).await {
+                Ok(done) => Ok(done),
+                Err(status) if fresh => Err(status),
+                Err(_) => exchange(client, None, data).await,
+            }
         };
-        let (stream, answer) = match tokio::time::timeout(option.hard_ttl(), exchange).await {
+        let (stream, answer) = match tokio::time::timeout(option.hard_ttl(), attempt).await {
             Ok(Ok(done)) => done,
             Ok(Err(status)) => {
                 return Err(match status.code() {
@@ -223,12 +270,7 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> RpcResult<AppendEntriesResponse<NodeId>, Infallible> {
-        self.appends += 1;
-        if self.appends == 1 {
-            self.call(Rpc::Append, &rpc, &option).await
-        } else {
-            self.append_streamed(&rpc, &option).await
-        }
+        self.append_streamed(&rpc, &option).await
     }
 
     async fn install_snapshot(
