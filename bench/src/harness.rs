@@ -231,17 +231,24 @@ impl Bench {
             .sum()
     }
 
-    /// (leader index, leader URL, every member's URL).
+    /// (leader index, leader URL, every member's URL, followers first). Which member is leader
+    /// differs between the two clusters, so the members are ordered by role: a workload with
+    /// fewer connections than members then reaches a member of the same role on both systems (a
+    /// follower: two members in three are).
     async fn urls(&mut self) -> (usize, String, Vec<String>) {
         let leader = self
             .cluster
             .wait_for_leader(mainstay_testkit::cluster::LEADER_TIMEOUT)
             .await;
-        (
-            leader,
-            self.cluster.client_url(leader),
-            self.cluster.endpoints(),
-        )
+        let leader_url = self.cluster.client_url(leader);
+        let mut members: Vec<String> = self
+            .cluster
+            .endpoints()
+            .into_iter()
+            .filter(|u| *u != leader_url)
+            .collect();
+        members.push(leader_url.clone());
+        (leader, leader_url, members)
     }
 
     async fn run(&mut self, spec: &Spec, round: u32) -> Result<(Run, Latencies), Error> {
