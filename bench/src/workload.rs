@@ -708,7 +708,8 @@ async fn open_watchers(
     Ok((tx, stream))
 }
 
-/// The end of the range of keys starting with `prefix`.
+/// The end of the range of keys starting with `prefix` (etcd's `GetPrefixRangeEnd`; the store has
+/// the same rule, but this crate reaches the servers only through the client API).
 fn prefix_end(prefix: &[u8]) -> Vec<u8> {
     let mut end = prefix.to_vec();
     while let Some(last) = end.pop() {
