@@ -119,13 +119,11 @@ impl Drop for PeerClient {
 }
 
 impl PeerClient {
-    /// This client's stream, else an idle one of the same peer.
-    fn take_stream(&mut self) -> Option<AppendStream> {
-        self.stream.take().or_else(|| {
-            let url = self.url.as_ref()?;
-            let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-            idle.get_mut(url)?.pop()
-        })
+    /// An idle stream of this client's peer, left by an earlier client.
+    fn take_idle_stream(&self) -> Option<AppendStream> {
+        let url = self.url.as_ref()?;
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        idle.get_mut(url)?.pop()
     }
 }
 
@@ -235,16 +233,25 @@ impl PeerClient {
                 return Err(RPCError::Unreachable(Unreachable::new(&e)));
             }
         };
-        let reused = self.take_stream();
+        let own = self.stream.take();
+        let idle = if own.is_none() {
+            self.take_idle_stream()
+        } else {
+            None
+        };
         let attempt = async move {
-            // A stream taken over from an earlier client may have broken meanwhile (the peer
-            // restarted): then the append is sent once more on a new stream (appends may be
-            // repeated safely).
-            let fresh = reused.is_none();
-            match exchange(client.clone(), reused, data.clone()).await {
-                Ok(done) => Ok(done),
-                Err(status) if fresh => Err(status),
-                Err(_) => exchange(client, None, data).await,
+            match idle {
+                // A stream left by an earlier client may have broken meanwhile (the peer
+                // restarted): then the append goes once more on a new stream (appends may be
+                // repeated safely). Only these short-lived clients' appends (heartbeats of a
+                // leadership check) are copied for it.
+                Some(idle) => match exchange(client.clone(), Some(idle), data.clone()).await {
+                    Ok(done) => Ok(done),
+                    Err(_) => exchange(client, None, data).await,
+                },
+                // This client's own stream, or a new one: a failure goes back to openraft, whose
+                // replication retries.
+                None => exchange(client, own, data).await,
             }
         };
         let (stream, answer) = match tokio::time::timeout(option.hard_ttl(), attempt).await {

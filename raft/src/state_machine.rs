@@ -452,6 +452,7 @@ fn install_snapshot_file(
     let _ = std::fs::remove_file(snapshot_dir.join(INCOMING));
     set_current_snapshot(&snapshot_dir, meta)
 }
+
 /// Commands applied on the calling task rather than on a blocking thread, at most.
 const INLINE_APPLY_MAX: usize = 64;
 

@@ -156,6 +156,28 @@ impl ServerError {
     }
 }
 
+/// What a failed openraft client write (a proposal or a membership change) means for the caller:
+/// `None` when this member was not the leader (nothing was appended, the write may be retried),
+/// else the error to answer with.
+pub(crate) fn client_write_error(
+    e: openraft::error::RaftError<
+        u64,
+        openraft::error::ClientWriteError<u64, mainstay_raft::Member>,
+    >,
+) -> Option<ServerError> {
+    use openraft::error::{ClientWriteError, RaftError};
+    match e {
+        RaftError::APIError(ClientWriteError::ForwardToLeader(_)) => None,
+        RaftError::APIError(ClientWriteError::ChangeMembershipError(e)) => {
+            Some(ServerError::Forwarded {
+                code: Code::FailedPrecondition as i32,
+                message: format!("etcdserver: {e}"),
+            })
+        }
+        RaftError::Fatal(_) => Some(ServerError::Stopped),
+    }
+}
+
 impl From<ServerError> for Status {
     fn from(e: ServerError) -> Status {
         e.to_status()

@@ -34,9 +34,6 @@ use crate::peer::{ClusterOp, LeaseTtl, MemberInfo, PeerClients};
 use crate::proposer::Proposer;
 use crate::read_index::ReadIndexBatcher;
 
-/// Proposals and read-index requests one member has in flight in openraft at once.
-const MAX_INFLIGHT: usize = 4096;
-
 /// Whether this member creates a new cluster with `--initial-cluster` or joins one that exists.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ClusterState {
@@ -126,9 +123,6 @@ pub struct Node {
     /// only from then on).
     ready: watch::Sender<bool>,
     pub(crate) peers: PeerClients,
-    /// openraft's request channel is unbounded; this bounds what this member has in flight in it
-    /// (proposals and read-index requests): a full member makes callers wait.
-    inflight: tokio::sync::Semaphore,
     /// Backend size, refreshed by a background task (reading RocksDB properties per request would
     /// cost more than the request).
     db_size: AtomicU64,
@@ -260,7 +254,6 @@ impl Node {
             is_learner: AtomicBool::new(false),
             ready: watch::channel(false).0,
             peers,
-            inflight: tokio::sync::Semaphore::new(MAX_INFLIGHT),
         });
         tokio::spawn(hub.run_catch_up());
         tokio::spawn(follow_leadership(Arc::downgrade(&node)));
@@ -437,13 +430,10 @@ impl Node {
         self.leader_reads.read_index().await
     }
 
-    /// The leader's read index. `Ok(None)`: this member is not the leader.
-    pub(crate) async fn read_index_local(&self) -> Result<Option<u64>> {
-        let _slot = self
-            .inflight
-            .acquire()
-            .await
-            .map_err(|_| ServerError::Stopped)?;
+    /// The leader's read index. `Ok(None)`: this member is not the leader. Called only by the
+    /// two read-index batchers, so at most two checks are in openraft's (unbounded) request
+    /// channel at once.
+    async fn read_index_local(&self) -> Result<Option<u64>> {
         let check = self.raft.get_read_log_id();
         match tokio::time::timeout(self.config.request_timeout(), check).await {
             Err(_) => Err(ServerError::Timeout),

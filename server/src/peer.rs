@@ -387,15 +387,9 @@ fn check_peer_urls(
 }
 
 fn raft_change_error<T>(e: ORaftError<u64, ClientWriteError<u64, Member>>) -> Result<Option<T>> {
-    match e {
-        ORaftError::APIError(ClientWriteError::ForwardToLeader(_)) => Ok(None),
-        ORaftError::APIError(ClientWriteError::ChangeMembershipError(e)) => {
-            Err(ServerError::Forwarded {
-                code: tonic::Code::FailedPrecondition as i32,
-                message: format!("etcdserver: {e}"),
-            })
-        }
-        ORaftError::Fatal(_) => Err(ServerError::Stopped),
+    match crate::error::client_write_error(e) {
+        None => Ok(None),
+        Some(e) => Err(e),
     }
 }
 

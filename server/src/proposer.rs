@@ -12,7 +12,6 @@ use std::time::Duration;
 
 use mainstay_raft::{Raft, Request};
 use mainstay_store::{Command, CommandOutput, RequestOp};
-use openraft::error::{ClientWriteError, RaftError as ORaftError};
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use crate::error::{Result, ServerError};
@@ -161,13 +160,7 @@ async fn write_entry(
             }
         }
         Err(e) => {
-            let error = match e {
-                ORaftError::APIError(ClientWriteError::ForwardToLeader(_)) => None,
-                ORaftError::APIError(ClientWriteError::ChangeMembershipError(e)) => {
-                    Some(ServerError::InvalidArgument(e.to_string()))
-                }
-                ORaftError::Fatal(_) => Some(ServerError::Stopped),
-            };
+            let error = crate::error::client_write_error(e);
             for r in replies {
                 let _ = r.send(match &error {
                     None => Ok(None),

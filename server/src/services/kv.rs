@@ -19,6 +19,25 @@ fn unexpected(out: CommandOutput) -> Status {
     Status::internal(format!("mainstay: unexpected store output {out:?}"))
 }
 
+impl KvService {
+    /// A read served from this member's store, as etcd serves a Range or a txn that only reads:
+    /// after a read barrier unless `serializable`, on a blocking thread.
+    async fn read<T: Send + 'static>(
+        &self,
+        serializable: bool,
+        read: impl FnOnce(&mainstay_store::Store) -> mainstay_store::Result<T> + Send + 'static,
+    ) -> Result<T, Status> {
+        if !serializable {
+            self.node.read_barrier().await?;
+        }
+        let store = self.node.store.clone();
+        tokio::task::spawn_blocking(move || read(&store))
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?
+            .map_err(status)
+    }
+}
+
 /// Whether a txn may add data (etcd checks the quota only for those).
 fn txn_has_put(t: &mainstay_store::TxnRequest) -> bool {
     use mainstay_store::RequestOp;
@@ -48,14 +67,9 @@ impl pb::kv_server::Kv for KvService {
         let serializable = request.serializable;
         let req = convert::range_from_pb(request)?;
         validate::check_range(&req).map_err(status)?;
-        if !serializable {
-            self.node.read_barrier().await?;
-        }
-        let store = self.node.store.clone();
-        let resp = tokio::task::spawn_blocking(move || store.range(&req))
-            .await
-            .map_err(|e| Status::internal(e.to_string()))?
-            .map_err(status)?;
+        let resp = self
+            .read(serializable, move |store| store.range(&req))
+            .await?;
         let header = self.node.header(resp.revision);
         Ok(Response::new(convert::range_to_pb(resp, header)))
     }
@@ -108,14 +122,9 @@ impl pb::kv_server::Kv for KvService {
         validate::check_txn(&req, self.node.config.max_txn_ops).map_err(status)?;
         if req.is_read_only() {
             // As etcd: a txn that only reads is served like a Range, not through the log.
-            if !serializable {
-                self.node.read_barrier().await?;
-            }
-            let store = self.node.store.clone();
-            let resp = tokio::task::spawn_blocking(move || store.read_only_txn(&req))
-                .await
-                .map_err(|e| Status::internal(e.to_string()))?
-                .map_err(status)?;
+            let resp = self
+                .read(serializable, move |store| store.read_only_txn(&req))
+                .await?;
             let header = self.node.header(resp.revision);
             return Ok(Response::new(convert::txn_to_pb(resp, header)));
         }
