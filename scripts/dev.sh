@@ -6,6 +6,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/mainstay-target}"
 scripts/setup.sh
-# The dev profile builds dependencies (RocksDB) with optimisations: one build serves tests and this.
-cargo build --bin mainstay
-exec "$CARGO_TARGET_DIR/debug/mainstay" dev "$@"
+# One profile (release) serves tests, benchmarks and this, so RocksDB is compiled once.
+cargo build --release --bin mainstay
+exec "$CARGO_TARGET_DIR/release/mainstay" dev "$@"

@@ -5,10 +5,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/mainstay-target}"
 scripts/setup.sh
-# The dev profile builds dependencies (RocksDB) with optimisations: one build serves tests and this.
-cargo build --bin mainstay
+# One profile (release) serves tests, benchmarks and this, so RocksDB is compiled once.
+cargo build --release --bin mainstay
 echo "mainstay: try   etcdctl --endpoints http://127.0.0.1:2379 put foo bar" >&2
-exec "$CARGO_TARGET_DIR/debug/mainstay" store --name node1 --data-dir mainstay-data \
+exec "$CARGO_TARGET_DIR/release/mainstay" store --name node1 --data-dir mainstay-data \
   --listen-client-urls http://127.0.0.1:2379 --advertise-client-urls http://127.0.0.1:2379 \
   --listen-peer-urls http://127.0.0.1:2380 --initial-advertise-peer-urls http://127.0.0.1:2380 \
   --initial-cluster node1=http://127.0.0.1:2380 "$@"

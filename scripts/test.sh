@@ -3,16 +3,25 @@
 # each, the etcdctl e2e scenario against real etcd 3.4 and against mainstay, whose normalised
 # outputs must be identical (once with one member each, once with three-member clusters), and a
 # smoke run of the benchmark harness (every workload and scale check, tiny counts, no errors
-# allowed; its numbers are not benchmarks).
+# allowed; its numbers are not benchmarks), and, where Docker runs, the chaos suite's short
+# profile against the compose cluster built from this checkout (10 faults of each kind).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/mainstay-target}"
 scripts/setup.sh
-cargo build --bin mainstay
-cargo test --workspace
-cargo test --workspace --bench hot_paths
-tests/e2e/compare-with-etcd.sh "$CARGO_TARGET_DIR/debug/mainstay"
-tests/e2e/compare-with-etcd.sh --members 3 "$CARGO_TARGET_DIR/debug/mainstay"
+cargo build --release --bin mainstay
+cargo test --release --workspace
+cargo test --release --workspace --bench hot_paths
+tests/e2e/compare-with-etcd.sh "$CARGO_TARGET_DIR/release/mainstay"
+tests/e2e/compare-with-etcd.sh --members 3 "$CARGO_TARGET_DIR/release/mainstay"
 smoke="$(mktemp -d)"
-"$CARGO_TARGET_DIR/debug/mainstay" bench --quick --strict --doc none --out-dir "$smoke"
+"$CARGO_TARGET_DIR/release/mainstay" bench --quick --strict --doc none --out-dir "$smoke"
 rm -rf "$smoke"
+if docker info >/dev/null 2>&1; then
+  scripts/build-image.sh
+  chaos="$(mktemp -d)"
+  "$CARGO_TARGET_DIR/release/mainstay" chaos --faults-per-kind 10 --out-dir "$chaos"
+  rm -rf "$chaos"
+else
+  echo "test: Docker is not running here; the chaos suite is skipped" >&2
+fi

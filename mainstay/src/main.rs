@@ -15,6 +15,7 @@ use mainstay_server::node::ClusterState;
 use mainstay_server::{Node, NodeConfig};
 
 mod bench;
+mod chaos;
 mod dev;
 
 #[derive(Parser)]
@@ -42,6 +43,9 @@ enum Command {
     },
     /// Benchmark a 3-member Mainstay cluster against a 3-member etcd cluster on this machine.
     Bench(bench::BenchArgs),
+    /// Run the chaos suite against the docker compose cluster: faults under a recorded
+    /// workload, then linearizability, durability, watch and convergence checks.
+    Chaos(chaos::ChaosArgs),
 }
 
 fn split_urls(s: &str) -> Vec<String> {
@@ -144,13 +148,19 @@ impl StoreArgs {
         if peer_urls.is_empty() {
             bail!("--initial-advertise-peer-urls is empty");
         }
+        for url in peer_urls
+            .iter()
+            .chain(&split_urls(&self.advertise_client_urls))
+        {
+            mainstay_server::check_advertised_url(url)?;
+        }
         // etcd's `name=url,name=url2,...`: a name may repeat for several URLs of one member.
         let mut members: Vec<(String, Vec<String>)> = Vec::new();
         for m in split_urls(&self.initial_cluster) {
             let (name, url) = m
                 .split_once('=')
                 .with_context(|| format!("--initial-cluster entry {m:?} is not name=URL"))?;
-            mainstay_server::parse_listen_url(url)
+            mainstay_server::check_advertised_url(url)
                 .with_context(|| format!("--initial-cluster entry {m:?}"))?;
             match members.iter_mut().find(|(n, _)| n == name) {
                 Some((_, urls)) => urls.push(url.to_string()),
@@ -280,5 +290,6 @@ async fn main() -> anyhow::Result<()> {
         Command::Dev(args) => dev::run(args).await,
         Command::Health { endpoint } => check_health(&endpoint).await,
         Command::Bench(args) => bench::run(args).await,
+        Command::Chaos(args) => chaos::run(args).await,
     }
 }

@@ -68,6 +68,38 @@ pub fn parse_listen_url(url: &str) -> Result<SocketAddr> {
     Ok(SocketAddr::new(ip, port))
 }
 
+/// Checks an advertised URL (a peer or client URL other members and clients dial):
+/// `http://host:port`, where the host is an IP address or a DNS name (as etcd allows for
+/// advertised URLs; only listen URLs must be IP addresses).
+pub fn check_advertised_url(url: &str) -> Result<()> {
+    let rest = url
+        .strip_prefix("http://")
+        .ok_or_else(|| ServerError::Config(format!("{url}: only http:// URLs are supported")))?;
+    let hostport = rest.trim_end_matches('/');
+    let (host, port) = hostport
+        .rsplit_once(':')
+        .ok_or_else(|| ServerError::Config(format!("{url}: missing port")))?;
+    port.parse::<u16>()
+        .map_err(|_| ServerError::Config(format!("{url}: bad port")))?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let name_ok = !host.is_empty()
+        && host.len() <= 253
+        && host.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        });
+    if host.parse::<std::net::IpAddr>().is_ok() || name_ok {
+        Ok(())
+    } else {
+        Err(ServerError::Config(format!(
+            "{url}: host must be an IP address or a DNS name"
+        )))
+    }
+}
+
 /// The gRPC services and HTTP routes of one node.
 pub fn routes(node: &Arc<Node>) -> Routes {
     let limit = node.config.max_request_bytes + GRPC_OVERHEAD_BYTES;
@@ -310,6 +342,30 @@ mod tests {
         assert!(parse_listen_url("https://127.0.0.1:2379").is_err());
         assert!(parse_listen_url("http://127.0.0.1").is_err());
         assert!(parse_listen_url("http://example.com:2379").is_err());
+    }
+
+    #[test]
+    fn advertised_urls_may_name_hosts() {
+        for ok in [
+            "http://127.0.0.1:2380",
+            "http://[::1]:2380",
+            "http://m1:2380",
+            "http://etcd-1.example.com:2380/",
+            "http://localhost:2379",
+        ] {
+            assert!(check_advertised_url(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "https://m1:2380",
+            "http://m1",
+            "http://m1:port",
+            "http://:2380",
+            "http://m_1:2380",
+            "http://-m1:2380",
+            "http://m1..x:2380",
+        ] {
+            assert!(check_advertised_url(bad).is_err(), "{bad}");
+        }
     }
 
     #[tokio::test]

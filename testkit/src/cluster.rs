@@ -78,23 +78,20 @@ impl Target {
     }
 }
 
-/// `MAINSTAY_BIN`, else `$CARGO_TARGET_DIR/debug/mainstay`, else the workspace's
-/// `target/debug/mainstay`.
+/// `MAINSTAY_BIN`, else the `mainstay` built with the same profile as the running test (tests
+/// live in `<target>/<profile>/deps/`, the binary in `<target>/<profile>/`).
 fn mainstay_binary() -> PathBuf {
     let path = if let Some(bin) = std::env::var_os("MAINSTAY_BIN") {
         PathBuf::from(bin)
-    } else if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR") {
-        PathBuf::from(dir).join("debug").join("mainstay")
     } else {
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("..")
-            .join("target")
-            .join("debug")
-            .join("mainstay")
+        std::env::current_exe()
+            .ok()
+            .and_then(|exe| Some(exe.parent()?.parent()?.join("mainstay")))
+            .unwrap_or_else(|| PathBuf::from("mainstay"))
     };
     assert!(
         path.exists(),
-        "the mainstay binary {} does not exist: build it (cargo build -p mainstay) or set \
+        "the mainstay binary {} does not exist: build it (cargo build --release --bin mainstay) or set \
          MAINSTAY_BIN, or run against etcd with MAINSTAY_TEST_TARGET=etcd",
         path.display()
     );
