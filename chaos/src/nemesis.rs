@@ -154,7 +154,6 @@ pub async fn wait_recovered(members: &[Member], limit: Duration) -> Result<(), S
                 })
                 .collect::<Vec<_>>()
                 .join("; ");
-            eprintln!("TRACE {:?} rev {rev} {last}", std::time::SystemTime::now());
             if tokio::time::Instant::now() >= deadline {
                 break;
             }

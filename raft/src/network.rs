@@ -35,8 +35,9 @@ pub fn peer_channel(url: &str) -> Result<Channel, String> {
     Ok(endpoint
         .connect_timeout(CONNECT_TIMEOUT)
         .tcp_nodelay(true)
-        .http2_keep_alive_interval(Duration::from_secs(5))
-        .keep_alive_timeout(Duration::from_secs(5))
+        .http2_keep_alive_interval(Duration::from_secs(1))
+        .keep_alive_timeout(Duration::from_secs(2))
+        .keep_alive_while_idle(true)
         .connect_lazy())
 }
 
@@ -45,9 +46,18 @@ pub fn peer_channel(url: &str) -> Result<Channel, String> {
 /// multiplexes requests and reconnects by itself), so none of them pays for a new connection.
 #[derive(Clone, Default)]
 pub struct NetworkFactory {
-    channels: Arc<Mutex<HashMap<String, Channel>>>,
+    channels: Channels,
     idle: IdleStreams,
 }
+
+/// One channel per peer URL, with a generation that counts its replacements.
+type Channels = Arc<Mutex<HashMap<String, (u64, Channel)>>>;
+
+/// Appends to a peer that all time out for this long mean its connection is dead (the peer
+/// restarted at another address, or packets to it vanish): the channel is replaced by a new
+/// one. Without this, a leader keeps writing into the dead connection until HTTP/2 keep-alive
+/// gives up, and the restarted follower, hearing nothing, campaigns and unseats it.
+const DEAD_CONNECTION_AFTER: Duration = Duration::from_millis(500);
 
 /// Append streams not in use, per peer URL: a client made for one leadership check (a read-index
 /// round sends one heartbeat per follower) takes one instead of opening its own, and gives it
@@ -57,16 +67,29 @@ type IdleStreams = Arc<Mutex<HashMap<String, Vec<AppendStream>>>>;
 /// Idle append streams kept per peer, at most.
 const MAX_IDLE_STREAMS: usize = 4;
 
-impl NetworkFactory {
-    fn channel(&self, url: &str) -> Result<Channel, String> {
-        let mut channels = self.channels.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(c) = channels.get(url) {
-            return Ok(c.clone());
+/// The current channel to `url` and its generation; a new one if there is none, or if
+/// `replace` names the current generation.
+fn current_channel(
+    channels: &Channels,
+    url: &str,
+    replace: Option<u64>,
+) -> Result<(u64, Channel), String> {
+    let mut channels = channels.lock().unwrap_or_else(|e| e.into_inner());
+    match channels.get(url) {
+        Some((generation, c)) if replace != Some(*generation) => Ok((*generation, c.clone())),
+        existing => {
+            let generation = existing.map_or(0, |(g, _)| g + 1);
+            let channel = peer_channel(url)?;
+            channels.insert(url.to_string(), (generation, channel.clone()));
+            Ok((generation, channel))
         }
-        let channel = peer_channel(url)?;
-        channels.insert(url.to_string(), channel.clone());
-        Ok(channel)
     }
+}
+
+fn raft_client(channel: Channel) -> RaftPeerClient<Channel> {
+    RaftPeerClient::new(channel)
+        .max_decoding_message_size(MAX_PEER_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_PEER_MESSAGE_BYTES)
 }
 
 impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
@@ -74,18 +97,20 @@ impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
 
     async fn new_client(&mut self, target: NodeId, node: &Member) -> PeerClient {
         let url = node.peer_urls.first().cloned();
-        let client = match &url {
-            Some(url) => self.channel(url).map(|ch| {
-                RaftPeerClient::new(ch)
-                    .max_decoding_message_size(MAX_PEER_MESSAGE_BYTES)
-                    .max_encoding_message_size(MAX_PEER_MESSAGE_BYTES)
-            }),
-            None => Err(format!("member {target:x} has no peer URL")),
+        let (generation, client) = match &url {
+            Some(url) => match current_channel(&self.channels, url, None) {
+                Ok((generation, channel)) => (generation, Ok(raft_client(channel))),
+                Err(e) => (0, Err(e)),
+            },
+            None => (0, Err(format!("member {target:x} has no peer URL"))),
         };
         PeerClient {
             target,
             client,
             url,
+            channels: self.channels.clone(),
+            generation,
+            silent_since: None,
             idle: self.idle.clone(),
             stream: None,
         }
@@ -99,6 +124,11 @@ pub struct PeerClient {
     target: NodeId,
     client: Result<RaftPeerClient<Channel>, String>,
     url: Option<String>,
+    channels: Channels,
+    /// The generation of the channel `client` uses.
+    generation: u64,
+    /// Since when every append has timed out (None after any answer).
+    silent_since: Option<tokio::time::Instant>,
     idle: IdleStreams,
     /// The append stream in use. Taken out while a call uses it and put back only when the call
     /// got its answer, so a failed or abandoned call never leaves an answer behind to be read as
@@ -119,6 +149,29 @@ impl Drop for PeerClient {
 }
 
 impl PeerClient {
+    /// Before an append: if appends have gone unanswered for [`DEAD_CONNECTION_AFTER`] (timed
+    /// out, failed, or cut off by openraft's own timeout), replaces the peer's channel (unless
+    /// another client already did) and drops the idle streams on the old one.
+    fn check_connection(&mut self) {
+        let now = tokio::time::Instant::now();
+        let since = *self.silent_since.get_or_insert(now);
+        if now.duration_since(since) < DEAD_CONNECTION_AFTER {
+            return;
+        }
+        self.silent_since = Some(now);
+        let Some(url) = &self.url else { return };
+        if let Ok((generation, channel)) =
+            current_channel(&self.channels, url, Some(self.generation))
+        {
+            tracing::info!(peer = %url, "appends to the peer go unanswered: connecting anew");
+            self.generation = generation;
+            self.client = Ok(raft_client(channel));
+            self.stream = None;
+            let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+            idle.remove(url);
+        }
+    }
+
     /// An idle stream of this client's peer, left by an earlier client.
     fn take_idle_stream(&self) -> Option<AppendStream> {
         let url = self.url.as_ref()?;
@@ -226,6 +279,7 @@ impl PeerClient {
         option: &RPCOption,
     ) -> RpcResult<AppendEntriesResponse<NodeId>, Infallible> {
         let data = encode(rpc).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        self.check_connection();
         let client = match &mut self.client {
             Ok(c) => c.clone(),
             Err(e) => {
@@ -264,6 +318,7 @@ impl PeerClient {
             }
             Err(elapsed) => return Err(RPCError::Network(NetworkError::new(&elapsed))),
         };
+        self.silent_since = None;
         self.stream = Some(stream);
         let result: Result<AppendEntriesResponse<NodeId>, ORaftError<NodeId, Infallible>> =
             decode(&answer.data).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;

@@ -42,6 +42,8 @@ pub use node::{Node, NodeConfig};
 
 /// gRPC's own framing on top of a request (etcd allows the same slack over `--max-request-bytes`).
 const GRPC_OVERHEAD_BYTES: usize = 512 * 1024;
+/// How long a stopping member lets open requests finish before it drops their connections.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
 /// Concurrent requests per connection.
 const MAX_CONCURRENT_STREAMS: u32 = 1000;
 
@@ -226,13 +228,28 @@ pub async fn serve(
                 }),
         ));
     }
-    for t in tasks {
-        t.await
-            .map_err(|e| ServerError::Config(format!("server task: {e}")))??;
+    let servers = async {
+        for t in tasks {
+            t.await
+                .map_err(|e| ServerError::Config(format!("server task: {e}")))??;
+        }
+        peers
+            .await
+            .map_err(|e| ServerError::Config(format!("peer server task: {e}")))?
+    };
+    // A graceful shutdown waits for open requests, and a watch stream never ends by itself: after
+    // the grace period the remaining connections are dropped (what is acknowledged is on disk).
+    let mut stop = stop_rx.clone();
+    tokio::select! {
+        result = servers => result,
+        _ = async {
+            let _ = stop.wait_for(|s| *s).await;
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        } => {
+            tracing::info!(grace = ?SHUTDOWN_GRACE, "connections still open after the grace period are dropped");
+            Ok(())
+        }
     }
-    peers
-        .await
-        .map_err(|e| ServerError::Config(format!("peer server task: {e}")))?
 }
 
 /// Accepted connections with Nagle's algorithm off. tonic's `tcp_nodelay` applies only to the
