@@ -128,21 +128,36 @@ impl Report {
         );
         let _ = writeln!(
             s,
-            "\n{:<14} {:>6}  {:>26}  {:>26}",
+            "\n{:<18} {:>6}  {:>26}  {:>26}",
             "fault", "count", "writes unavailable p50/max", "recovered p50/max"
         );
-        for kind in FaultKind::ALL {
-            let records: Vec<&FaultRecord> =
-                self.faults.iter().filter(|f| f.kind == kind).collect();
+        // Pause and partition hit the leader and a follower in turn: a row for each.
+        let rows = FaultKind::ALL.iter().flat_map(|&kind| match kind {
+            FaultKind::Pause | FaultKind::Partition => {
+                vec![(kind, Some(true)), (kind, Some(false))]
+            }
+            _ => vec![(kind, None)],
+        });
+        for (kind, on_leader) in rows {
+            let records: Vec<&FaultRecord> = self
+                .faults
+                .iter()
+                .filter(|f| f.kind == kind)
+                .filter(|f| on_leader.is_none_or(|l| f.target.ends_with("(leader)") == l))
+                .collect();
             if records.is_empty() {
                 continue;
             }
             let unavailable: Vec<f64> = records.iter().filter_map(|f| f.unavailable_ms).collect();
             let recovered: Vec<f64> = records.iter().filter_map(|f| f.recovered_ms).collect();
+            let name = match on_leader {
+                Some(true) => format!("{} leader", kind.name()),
+                Some(false) => format!("{} follower", kind.name()),
+                None => kind.name().to_string(),
+            };
             let _ = writeln!(
                 s,
-                "{:<14} {:>6}  {:>26}  {:>26}",
-                kind.name(),
+                "{name:<18} {:>6}  {:>26}  {:>26}",
                 records.len(),
                 p50_max(&unavailable),
                 p50_max(&recovered)
