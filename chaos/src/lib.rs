@@ -334,12 +334,7 @@ async fn run_on_cluster(options: &Options, compose: &Compose) -> Result<Report, 
 async fn wait_for_members(members: &mut [Member]) -> Result<(), Error> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
     loop {
-        let statuses = futures::future::join_all(
-            members
-                .iter()
-                .map(|m| client::status(m.channel.clone(), Duration::from_secs(1))),
-        )
-        .await;
+        let statuses = nemesis::statuses(members, Duration::from_secs(1)).await;
         if statuses.iter().all(|s| matches!(s, Ok(s) if s.leader != 0)) {
             for (m, s) in members.iter_mut().zip(statuses.iter().flatten()) {
                 m.member_id = s.member_id;
@@ -400,12 +395,7 @@ async fn inject_faults(options: &Options, members: &[Member], clock: Clock) -> V
 async fn settled_revision(members: &[Member]) -> Result<i64, Error> {
     let deadline = tokio::time::Instant::now() + RECOVERY_LIMIT;
     loop {
-        let statuses = futures::future::join_all(
-            members
-                .iter()
-                .map(|m| client::status(m.channel.clone(), CHECK_TIMEOUT)),
-        )
-        .await;
+        let statuses = nemesis::statuses(members, CHECK_TIMEOUT).await;
         let revisions: Vec<i64> = statuses.iter().flatten().map(|s| s.revision).collect();
         if revisions.len() == members.len() && revisions.windows(2).all(|w| w[0] == w[1]) {
             return Ok(revisions[0]);

@@ -86,14 +86,22 @@ pub struct FaultRecord {
     pub error: Option<String>,
 }
 
-/// The cluster as the members see it: which member is the leader, by index.
-pub async fn leader_index(members: &[Member]) -> Option<usize> {
-    let statuses = futures::future::join_all(
+/// Every member's status (asked at once), each bounded by `timeout`.
+pub async fn statuses(
+    members: &[Member],
+    timeout: Duration,
+) -> Vec<Result<client::Status, String>> {
+    futures::future::join_all(
         members
             .iter()
-            .map(|m| client::status(m.channel.clone(), PROBE_TIMEOUT)),
+            .map(|m| client::status(m.channel.clone(), timeout)),
     )
-    .await;
+    .await
+}
+
+/// The cluster as the members see it: which member is the leader, by index.
+pub async fn leader_index(members: &[Member]) -> Option<usize> {
+    let statuses = statuses(members, PROBE_TIMEOUT).await;
     let leader = statuses.iter().flatten().find(|s| s.leader != 0)?.leader;
     members.iter().position(|m| m.member_id == leader)
 }
@@ -129,12 +137,7 @@ pub async fn wait_recovered(members: &[Member], limit: Duration) -> Result<(), S
             break;
         };
         loop {
-            let statuses = futures::future::join_all(
-                members
-                    .iter()
-                    .map(|m| client::status(m.channel.clone(), PROBE_TIMEOUT)),
-            )
-            .await;
+            let statuses = statuses(members, PROBE_TIMEOUT).await;
             let leaders: Vec<u64> = statuses.iter().flatten().map(|s| s.leader).collect();
             let caught_up = statuses
                 .iter()
@@ -237,15 +240,7 @@ pub async fn fault(
                 docker(&["network", "disconnect", &m.network, &m.container]).await?;
                 start_probe();
                 tokio::time::sleep(hold).await;
-                docker(&[
-                    "network",
-                    "connect",
-                    "--alias",
-                    &m.service,
-                    &m.network,
-                    &m.container,
-                ])
-                .await?;
+                reconnect(m).await?;
             }
             FaultKind::RestartAll if round.is_multiple_of(2) => {
                 // All stopped together (docker stops them in parallel), then all started.
@@ -299,20 +294,25 @@ fn ms(nanos: u64) -> f64 {
     nanos as f64 / 1e6
 }
 
+/// Puts a member back on its network under its service name (what the other members dial).
+async fn reconnect(m: &Member) -> Result<String, Error> {
+    docker(&[
+        "network",
+        "connect",
+        "--alias",
+        &m.service,
+        &m.network,
+        &m.container,
+    ])
+    .await
+}
+
 /// Undoes whatever a failed fault may have left: every member running, unpaused and on its
 /// network (each step may fail harmlessly when there is nothing to undo).
 pub async fn heal_all(members: &[Member]) {
     for m in members {
         let _ = docker(&["unpause", &m.container]).await;
-        let _ = docker(&[
-            "network",
-            "connect",
-            "--alias",
-            &m.service,
-            &m.network,
-            &m.container,
-        ])
-        .await;
+        let _ = reconnect(m).await;
         let _ = docker(&["start", &m.container]).await;
     }
 }

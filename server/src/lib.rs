@@ -47,8 +47,8 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
 /// Concurrent requests per connection.
 const MAX_CONCURRENT_STREAMS: u32 = 1000;
 
-/// `http://host:port` → a socket address to listen on.
-pub fn parse_listen_url(url: &str) -> Result<SocketAddr> {
+/// `http://host:port` → (host without brackets, port).
+fn split_http_url(url: &str) -> Result<(&str, u16)> {
     let rest = url
         .strip_prefix("http://")
         .ok_or_else(|| ServerError::Config(format!("{url}: only http:// URLs are supported")))?;
@@ -59,7 +59,12 @@ pub fn parse_listen_url(url: &str) -> Result<SocketAddr> {
     let port: u16 = port
         .parse()
         .map_err(|_| ServerError::Config(format!("{url}: bad port")))?;
-    let host = host.trim_start_matches('[').trim_end_matches(']');
+    Ok((host.trim_start_matches('[').trim_end_matches(']'), port))
+}
+
+/// `http://host:port` → a socket address to listen on.
+pub fn parse_listen_url(url: &str) -> Result<SocketAddr> {
+    let (host, port) = split_http_url(url)?;
     let ip = match host {
         "localhost" => std::net::Ipv4Addr::LOCALHOST.into(),
         "" => std::net::Ipv4Addr::UNSPECIFIED.into(),
@@ -74,16 +79,7 @@ pub fn parse_listen_url(url: &str) -> Result<SocketAddr> {
 /// `http://host:port`, where the host is an IP address or a DNS name (as etcd allows for
 /// advertised URLs; only listen URLs must be IP addresses).
 pub fn check_advertised_url(url: &str) -> Result<()> {
-    let rest = url
-        .strip_prefix("http://")
-        .ok_or_else(|| ServerError::Config(format!("{url}: only http:// URLs are supported")))?;
-    let hostport = rest.trim_end_matches('/');
-    let (host, port) = hostport
-        .rsplit_once(':')
-        .ok_or_else(|| ServerError::Config(format!("{url}: missing port")))?;
-    port.parse::<u16>()
-        .map_err(|_| ServerError::Config(format!("{url}: bad port")))?;
-    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let (host, _) = split_http_url(url)?;
     let name_ok = !host.is_empty()
         && host.len() <= 253
         && host.split('.').all(|label| {
