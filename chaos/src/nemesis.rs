@@ -102,7 +102,13 @@ pub async fn statuses(
 /// The cluster as the members see it: which member is the leader, by index.
 pub async fn leader_index(members: &[Member]) -> Option<usize> {
     let statuses = statuses(members, PROBE_TIMEOUT).await;
-    let leader = statuses.iter().flatten().find(|s| s.leader != 0)?.leader;
+    // The view of the latest term: a member that was just down may still name an old leader.
+    let leader = statuses
+        .iter()
+        .flatten()
+        .filter(|s| s.leader != 0)
+        .max_by_key(|s| s.raft_term)?
+        .leader;
     members.iter().position(|m| m.member_id == leader)
 }
 
