@@ -26,7 +26,7 @@ pub fn channel(url: &str) -> Result<Channel, Error> {
 }
 
 /// `[key, key + 1)` as etcd spells "every key with this prefix".
-pub fn prefix_end(prefix: &str) -> Vec<u8> {
+fn prefix_end(prefix: &str) -> Vec<u8> {
     let mut end = prefix.as_bytes().to_vec();
     while let Some(last) = end.pop() {
         if last < 0xff {
@@ -38,7 +38,7 @@ pub fn prefix_end(prefix: &str) -> Vec<u8> {
 }
 
 /// A short name for a failure, so the report can count failures by kind.
-pub fn failure_kind(status: &tonic::Status) -> String {
+fn failure_kind(status: &tonic::Status) -> String {
     let message: String = status.message().chars().take(60).collect();
     format!("{:?}: {message}", status.code())
 }
@@ -93,26 +93,22 @@ pub async fn probe_put(channel: Channel, key: &str, timeout: Duration) -> Result
     }
 }
 
-/// HashKV at `revision`: (hash, compact revision, the member's revision).
+/// HashKV at `revision`: (hash, compact revision).
 pub async fn hash_kv(
     channel: Channel,
     revision: i64,
     timeout: Duration,
-) -> Result<(u32, i64, i64), String> {
+) -> Result<(u32, i64), String> {
     let mut maintenance = MaintenanceClient::new(channel);
     let call = maintenance.hash_kv(HashKvRequest { revision });
     match tokio::time::timeout(timeout, call).await {
         Ok(Ok(r)) => {
             let r = r.into_inner();
-            Ok((r.hash, r.compact_revision, revision_of(&r.header)))
+            Ok((r.hash, r.compact_revision))
         }
         Ok(Err(status)) => Err(failure_kind(&status)),
         Err(_) => Err("timeout".into()),
     }
-}
-
-fn revision_of(header: &Option<mainstay_proto::etcdserverpb::ResponseHeader>) -> i64 {
-    revision(header.as_ref())
 }
 
 /// Every key under `prefix` as this member has it at `revision` (a serializable read: each

@@ -414,7 +414,7 @@ async fn member_finals(members: &[Member], revision: i64) -> Vec<MemberFinal> {
     let mut finals = Vec::new();
     for m in members {
         let answer = async {
-            let (hash_kv, compact_revision, _) =
+            let (hash_kv, compact_revision) =
                 client::hash_kv(m.channel.clone(), revision, CHECK_TIMEOUT).await?;
             let mut state =
                 client::prefix_state(m.channel.clone(), PREFIX, revision, CHECK_TIMEOUT).await?;
