@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds mainstay and runs a local 3-member cluster on loopback (`mainstay dev`): clients on
-# 127.0.0.1:2379, :22379 and :32379, data and logs in ./mainstay-dev. Ctrl-C stops it.
+# 127.0.0.1:2379, :22379 and :32379, two apiservers on https://127.0.0.1:6443 and :6444, data,
+# logs and the kubeconfig in ./mainstay-dev. Ctrl-C stops it.
 # Extra arguments go to `mainstay dev` (e.g. --fresh to start from empty data directories).
 set -euo pipefail
 cd "$(dirname "$0")/.."

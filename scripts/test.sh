@@ -3,7 +3,9 @@
 # each, the etcdctl e2e scenario against real etcd 3.4 and against mainstay, whose normalised
 # outputs must be identical (once with one member each, once with three-member clusters), and a
 # smoke run of the benchmark harness (every workload and scale check, tiny counts, no errors
-# allowed; its numbers are not benchmarks), and, where Docker runs, the chaos suite's short
+# allowed; its numbers are not benchmarks), the apiserver's kube-rs tests once more on real etcd
+# (the workspace run uses Mainstay) and its kubectl suite on `mainstay dev` and on real etcd, and,
+# where Docker runs, the chaos suite's short
 # profile against the compose cluster built from this checkout (10 faults of each kind).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,6 +16,8 @@ cargo test --release --workspace
 cargo test --release --workspace --bench hot_paths
 tests/e2e/compare-with-etcd.sh "$CARGO_TARGET_DIR/release/mainstay"
 tests/e2e/compare-with-etcd.sh --members 3 "$CARGO_TARGET_DIR/release/mainstay"
+MAINSTAY_TEST_TARGET=etcd cargo test --release --workspace --test kube_rs
+tests/e2e/apiserver-e2e.sh "$CARGO_TARGET_DIR/release/mainstay"
 smoke="$(mktemp -d)"
 "$CARGO_TARGET_DIR/release/mainstay" bench --quick --strict --doc none --out-dir "$smoke"
 rm -rf "$smoke"

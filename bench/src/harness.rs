@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use mainstay_testkit::cluster::{Cluster, ClusterOptions, Target};
 use serde::{Deserialize, Serialize};
 
+use crate::apiserver::{ApiOptions, ApiserverResults};
 use crate::histogram::{Latencies, LatencySummary};
 use crate::procstat::{self, ProcSample};
 use crate::workload::{self, Spec};
@@ -67,6 +68,8 @@ pub struct Options {
     pub members: usize,
     /// The command line, for the report.
     pub command: String,
+    /// The benchmark through the apiserver (`None`: skip it).
+    pub apiserver: Option<ApiOptions>,
 }
 
 /// One run of one workload on one system.
@@ -188,6 +191,24 @@ pub struct Results {
     pub machine: Machine,
     pub workloads: Vec<WorkloadResult>,
     pub scale: BTreeMap<System, ScaleResult>,
+    /// The pod workload through one apiserver per system.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub apiserver: Option<ApiserverResults>,
+}
+
+/// Starts a cluster of `system` as the harness runs it (members, binaries, data directory).
+pub(crate) async fn start_cluster(system: System, opts: &Options) -> Cluster {
+    Cluster::start_with(
+        opts.members.max(1),
+        ClusterOptions {
+            target: Some(system.target()),
+            mainstay_bin: Some(opts.mainstay_bin.clone()),
+            etcd_bin: Some(opts.etcd_bin.clone()),
+            base_dir: Some(opts.work_dir.clone()),
+            ..ClusterOptions::default()
+        },
+    )
+    .await
 }
 
 /// A running cluster of one system, with what the harness needs to measure it.
@@ -198,17 +219,7 @@ struct Bench {
 
 impl Bench {
     async fn start(system: System, opts: &Options) -> Bench {
-        let cluster = Cluster::start_with(
-            opts.members.max(1),
-            ClusterOptions {
-                target: Some(system.target()),
-                mainstay_bin: Some(opts.mainstay_bin.clone()),
-                etcd_bin: Some(opts.etcd_bin.clone()),
-                base_dir: Some(opts.work_dir.clone()),
-                ..ClusterOptions::default()
-            },
-        )
-        .await;
+        let cluster = start_cluster(system, opts).await;
         Bench { system, cluster }
     }
 
@@ -344,6 +355,11 @@ pub async fn run(opts: &Options) -> Result<Results, Error> {
             scale.insert(system, scale_check(&mut bench, opts).await?);
         }
     }
+    // After everything else, on fresh clusters of its own.
+    let apiserver = match &opts.apiserver {
+        Some(api) => Some(crate::apiserver::run(opts, api).await?),
+        None => None,
+    };
     Ok(Results {
         command: opts.command.clone(),
         members: opts.members.max(1),
@@ -352,6 +368,7 @@ pub async fn run(opts: &Options) -> Result<Results, Error> {
         machine,
         workloads,
         scale,
+        apiserver,
     })
 }
 
@@ -380,6 +397,9 @@ pub fn failures(results: &Results) -> Vec<String> {
                 w.watchers, w.delivered, w.expected
             ));
         }
+    }
+    if let Some(api) = &results.apiserver {
+        out.extend(api.failures());
     }
     out
 }

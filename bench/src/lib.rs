@@ -10,12 +10,16 @@
 //! - [`harness`]: one command that starts both clusters (through `mainstay-testkit`), runs every
 //!   workload against both interleaved (A B A B), then the scale checks (1M keys, 10k and 100k
 //!   watchers), and hands the results to [`report`].
+//! - [`apiserver`]: the same pod workload (create, get, paginated and cached lists, watch delay,
+//!   update, delete) through one `mainstay apiserver` per system, judged against Kubernetes' API
+//!   call latency SLOs.
 //! - [`report`]: JSON results, the markdown table of Mainstay/etcd ratios and the PNG charts.
 //!
 //! Rules: it knows nothing of Mainstay's internals. It talks to both servers only through the
 //! client API (generated stubs from `mainstay-proto`) and starts them only as processes, with
 //! etcd's flags, so neither side gets a path the other lacks.
 
+pub mod apiserver;
 pub mod error;
 pub mod harness;
 pub mod histogram;

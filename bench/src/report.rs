@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
+use crate::apiserver::ApiserverResults;
 use crate::harness::{Results, System, WorkloadResult};
 use crate::Error;
 
@@ -282,6 +283,122 @@ pub fn markdown(results: &Results, charts: &[(&str, String)]) -> String {
         }
         out.push('\n');
     }
+    if let Some(api) = &results.apiserver {
+        out.push_str(&apiserver_markdown(api));
+    }
+    out
+}
+
+/// Operations per second: whole numbers, two decimals below 10 (a 10 000-pod list takes seconds).
+fn rate(v: f64) -> String {
+    if v < 10.0 {
+        format!("{v:.2}")
+    } else {
+        format!("{v:.0}")
+    }
+}
+
+fn verdict_cell(v: Option<bool>) -> &'static str {
+    match v {
+        Some(true) => "✅",
+        Some(false) => "❌",
+        None => "—",
+    }
+}
+
+/// The tables of the benchmark through the apiserver.
+pub fn apiserver_markdown(api: &ApiserverResults) -> String {
+    let o = &api.options;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "### Through the apiserver\n\nOne `mainstay apiserver` per system (plain HTTP on \
+         loopback, watch cache on) in front of its 3-member cluster; the same pod workload on \
+         both, each phase on Mainstay then on etcd, {} round(s). Per round: create {} pods \
+         (~1.5 KB) with {} closed-loop clients, get each, list all of them {} times paginated \
+         (`limit={}`) and {} times with `resourceVersion=0`, patch {} of them at {}/s while a \
+         watch on the namespace reports them (delay to each event from the patch's response, \
+         and from just before the patch was sent; an event that beats the response counts 0), \
+         then update (PUT with resourceVersion) and delete each. Latency is measured by the \
+         client, request sent to body read. The ratio is Mainstay's p99 over etcd's (≤ 1.00: \
+         Mainstay at or ahead). SLO: Kubernetes' API call latency SLOs (mutating and \
+         single-object calls p99 ≤ 1 s, lists p99 ≤ 30 s).\n",
+        api.rounds,
+        o.pods,
+        o.concurrency,
+        o.lists,
+        o.page_size,
+        o.lists,
+        o.watch_events,
+        o.watch_rate
+    );
+    let _ = writeln!(
+        out,
+        "| Operation | Mainstay p50 ms | Mainstay p99 ms | etcd p50 ms | etcd p99 ms | p99 ratio \
+         | Mainstay ops/s | etcd ops/s | Errors (M/e) | SLO | Mainstay | etcd |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|---|---|---|---|"
+    );
+    for op in &api.operations {
+        let tput = |s: System| {
+            let t = rate(op.get(s).throughput);
+            if op.fixed_rate {
+                format!("{t} (fixed rate)")
+            } else {
+                t
+            }
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {:.2} | {} | {} | {}/{} | {} | {} | {} |",
+            op.name,
+            ms(op.mainstay.latency.p50_ms),
+            ms(op.mainstay.latency.p99_ms),
+            ms(op.etcd.latency.p50_ms),
+            ms(op.etcd.latency.p99_ms),
+            op.p99_ratio(),
+            tput(System::Mainstay),
+            tput(System::Etcd),
+            op.mainstay.errors,
+            op.etcd.errors,
+            op.slo_label(),
+            verdict_cell(op.slo_verdict(System::Mainstay)),
+            verdict_cell(op.slo_verdict(System::Etcd)),
+        );
+    }
+    let overall = |s: System| match api.slo_met(s) {
+        Some(true) => "meets every SLO",
+        Some(false) => "misses an SLO",
+        None => "has no SLO verdict",
+    };
+    let _ = writeln!(
+        out,
+        "\nMainstay {}; etcd {}.\n",
+        overall(System::Mainstay),
+        overall(System::Etcd)
+    );
+    let _ = writeln!(
+        out,
+        "#### Through the apiserver: detail\n\n| Operation | System | Count | Errors | p50 ms | \
+         p90 ms | p99 ms | max ms | ops/s |\n|---|---|---:|---:|---:|---:|---:|---:|---:|"
+    );
+    for op in &api.operations {
+        for s in System::BOTH {
+            let st = op.get(s);
+            let _ = writeln!(
+                out,
+                "| {} | {s} | {} | {} | {} | {} | {} | {} | {} |",
+                op.name,
+                st.count,
+                st.errors,
+                ms(st.latency.p50_ms),
+                ms(st.latency.p90_ms),
+                ms(st.latency.p99_ms),
+                ms(st.latency.max_ms),
+                rate(st.throughput)
+            );
+        }
+    }
+    out.push('\n');
     out
 }
 
@@ -431,5 +548,109 @@ mod tests {
         let fresh = splice("# Title\nbody\n", "t\n");
         assert!(fresh.starts_with(&format!("# Title\n\n{BEGIN_MARKER}\nt\n{END_MARKER}\n")));
         assert!(fresh.ends_with("body\n"));
+    }
+
+    #[test]
+    fn apiserver_table_is_rendered() {
+        use crate::apiserver::{ApiOptions, OpResult, OpStats, Slo};
+        use crate::harness::Machine;
+        use crate::histogram::LatencySummary;
+        let stats = |p50: f64, p99: f64, errors: u64| OpStats {
+            count: 100,
+            errors,
+            seconds: 1.0,
+            throughput: 100.0,
+            latency: LatencySummary {
+                samples: 100,
+                p50_ms: p50,
+                p99_ms: p99,
+                ..Default::default()
+            },
+            error_samples: vec![],
+        };
+        let op = |name: &str, slo, fixed_rate, m: OpStats, e: OpStats| OpResult {
+            name: name.into(),
+            slo,
+            fixed_rate,
+            mainstay: m,
+            etcd: e,
+        };
+        let results = Results {
+            command: "mainstay bench --only apiserver".into(),
+            members: 3,
+            started: "2026-11-24 03:00".into(),
+            duration_seconds: 60.0,
+            machine: Machine {
+                cpu: "cpu".into(),
+                cores: 2,
+                memory_gib: 4.0,
+                kernel: "6".into(),
+                etcd_version: "3.4.23".into(),
+                mainstay_version: "0.1.0".into(),
+            },
+            workloads: vec![],
+            scale: Default::default(),
+            apiserver: Some(ApiserverResults {
+                options: ApiOptions::standard(1),
+                rounds: 2,
+                operations: vec![
+                    op(
+                        "create pod",
+                        Slo::Mutating,
+                        false,
+                        stats(2.0, 8.0, 0),
+                        stats(4.0, 16.0, 1),
+                    ),
+                    op(
+                        "get pod",
+                        Slo::SingleObject,
+                        false,
+                        stats(1.0, 3.0, 0),
+                        stats(1.0, 1500.0, 0),
+                    ),
+                    op(
+                        "watch event delay",
+                        Slo::None,
+                        true,
+                        stats(1.0, 2.0, 0),
+                        stats(1.0, 2.0, 0),
+                    ),
+                ],
+                runs: vec![],
+            }),
+        };
+        let md = markdown(&results, &[]);
+        assert!(md.contains("### Through the apiserver"), "{md}");
+        assert!(
+            !md.contains("### Workloads"),
+            "no workload table without workloads"
+        );
+        assert!(
+            md.contains("| create pod | 2.00 | 8.00 | 4.00 | 16.0 | 0.50 | 100 | 100 | 0/1 | p99 ≤ 1 s | ✅ | ✅ |"),
+            "{md}"
+        );
+        assert!(md.contains("| get pod | 1.00 | 3.00 | 1.00 | 1500 | 0.00 | 100 | 100 | 0/0 | p99 ≤ 1 s | ✅ | ❌ |"), "{md}");
+        assert!(
+            md.contains("| watch event delay |")
+                && md.contains("100 (fixed rate)")
+                && md.contains("| — | — | — |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("Mainstay meets every SLO; etcd misses an SLO."),
+            "{md}"
+        );
+        assert!(
+            md.contains("| create pod | etcd | 100 | 1 | 4.00 |"),
+            "{md}"
+        );
+        // The JSON round-trips with the apiserver part, and older results without it still load.
+        let json = serde_json::to_string(&results).unwrap();
+        let back: Results = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.apiserver, results.apiserver);
+        let mut old: serde_json::Value = serde_json::from_str(&json).unwrap();
+        old.as_object_mut().unwrap().remove("apiserver");
+        let old: Results = serde_json::from_value(old).unwrap();
+        assert!(old.apiserver.is_none());
     }
 }

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 use clap::Args;
+use mainstay_bench::apiserver::ApiOptions;
 use mainstay_bench::{harness, report};
 
 #[derive(Args)]
@@ -12,9 +13,14 @@ pub struct BenchArgs {
     /// checks. Its numbers are not benchmarks.
     #[arg(long)]
     quick: bool,
-    /// Run only workloads whose name contains this (repeatable).
+    /// Run only workloads whose name contains this (repeatable); `apiserver` is the benchmark
+    /// through the apiserver (`--only apiserver` runs it alone, without the scale checks).
     #[arg(long)]
     only: Vec<String>,
+    /// Skip the benchmark through the apiserver (pods created, read, listed, watched, updated and
+    /// deleted through one `mainstay apiserver` per system).
+    #[arg(long)]
+    no_apiserver: bool,
     /// Skip the scale checks (1M keys, 10k and 100k watchers).
     #[arg(long)]
     no_scale_checks: bool,
@@ -48,7 +54,14 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     } else {
         (1, 1_000_000, vec![10_000, 100_000])
     };
-    let (keys, watchers) = if args.no_scale_checks {
+    // `apiserver` in --only selects the benchmark through the apiserver; the scale checks run
+    // unless every --only names it.
+    let apiserver_only =
+        !args.only.is_empty() && args.only.iter().all(|o| "apiserver".contains(o.as_str()));
+    let apiserver = (!args.no_apiserver
+        && (args.only.is_empty() || args.only.iter().any(|o| "apiserver".contains(o.as_str()))))
+    .then(|| ApiOptions::standard(scale));
+    let (keys, watchers) = if args.no_scale_checks || apiserver_only {
         (0, vec![])
     } else {
         (keys, watchers)
@@ -68,6 +81,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         work_dir: args.work_dir.unwrap_or_else(std::env::temp_dir),
         members: args.members,
         command,
+        apiserver,
     };
     let results = harness::run(&options).await?;
     let doc = (args.doc != "none").then(|| PathBuf::from(&args.doc));
@@ -78,6 +92,18 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         if !failed.is_empty() {
             anyhow::bail!("errors in the benchmark runs:\n{}", failed.join("\n"));
         }
+    }
+    if let Some(api) = &results.apiserver {
+        let verdict = |s: harness::System| match api.slo_met(s) {
+            Some(true) => "meets every SLO",
+            Some(false) => "misses an SLO",
+            None => "has no SLO verdict",
+        };
+        eprintln!(
+            "bench: through the apiserver, Mainstay {}, etcd {}",
+            verdict(harness::System::Mainstay),
+            verdict(harness::System::Etcd)
+        );
     }
     eprintln!(
         "bench: done in {:.1} min; Mainstay at or ahead of etcd on {ahead} of {} workloads; \

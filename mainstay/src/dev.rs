@@ -1,5 +1,7 @@
 //! `mainstay dev`: a 3-member cluster on loopback, each member a separate `mainstay store`
-//! process of this same binary, for trying Mainstay without Docker. Ctrl-C stops all of them.
+//! process of this same binary, and two `mainstay apiserver` replicas over it (HTTPS with a CA made
+//! for the run, a bearer token), with a kubeconfig naming them — for trying Mainstay without
+//! Docker. Ctrl-C stops all of them.
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -21,6 +23,84 @@ pub struct DevArgs {
     /// Start from empty data directories (removes the previous run's data).
     #[arg(long)]
     fresh: bool,
+    /// Port of the first apiserver; the second uses the next one. 0 starts no apiservers.
+    #[arg(long, default_value_t = 6443)]
+    apiserver_port: u16,
+    /// Where to write the kubeconfig (default: `<data-dir>/kubeconfig`).
+    #[arg(long)]
+    kubeconfig: Option<PathBuf>,
+}
+
+/// One apiserver replica: its port and the command line it runs with.
+struct Apiserver {
+    name: String,
+    port: u16,
+    args: Vec<String>,
+}
+
+fn apiservers(
+    args: &DevArgs,
+    endpoints: &str,
+    creds: &crate::apiserver::DevCredentials,
+) -> Vec<Apiserver> {
+    if args.apiserver_port == 0 {
+        return Vec::new();
+    }
+    (0..2u16)
+        .map(|i| {
+            let port = args.apiserver_port + i;
+            Apiserver {
+                name: format!("apiserver-{}", i + 1),
+                port,
+                args: vec![
+                    "apiserver".into(),
+                    "--etcd-servers".into(),
+                    endpoints.into(),
+                    "--bind-address".into(),
+                    "127.0.0.1".into(),
+                    "--secure-port".into(),
+                    port.to_string(),
+                    "--tls-cert-file".into(),
+                    creds.cert_file.display().to_string(),
+                    "--tls-private-key-file".into(),
+                    creds.key_file.display().to_string(),
+                    "--client-ca-file".into(),
+                    creds.ca_file.display().to_string(),
+                    "--token-auth-file".into(),
+                    creds.token_file.display().to_string(),
+                ],
+            }
+        })
+        .collect()
+}
+
+fn spawn_apiserver(exe: &PathBuf, args: &DevArgs, a: &Apiserver) -> anyhow::Result<Child> {
+    let log_path = args.data_dir.join(format!("{}.log", a.name));
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .with_context(|| format!("opening {}", log_path.display()))?;
+    Command::new(exe)
+        .args(&a.args)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("starting {}", a.name))
+}
+
+/// An apiserver listens only after it reached the store and created the system namespaces.
+async fn listening(port: u16) -> bool {
+    matches!(
+        tokio::time::timeout(
+            Duration::from_secs(1),
+            tokio::net::TcpStream::connect(("127.0.0.1", port))
+        )
+        .await,
+        Ok(Ok(_))
+    )
 }
 
 struct Member {
@@ -152,9 +232,54 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    let creds = crate::apiserver::dev_credentials(&args.data_dir.join("pki"))?;
+    let apis = apiservers(&args, &endpoints, &creds);
+    let mut api_children = Vec::new();
+    for a in &apis {
+        api_children.push(spawn_apiserver(&exe, &args, a)?);
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    for (a, c) in apis.iter().zip(api_children.iter_mut()) {
+        while !listening(a.port).await {
+            if let Some(status) = c.try_wait()? {
+                bail!(
+                    "{} exited ({status}); see {}",
+                    a.name,
+                    args.data_dir.join(format!("{}.log", a.name)).display()
+                );
+            }
+            if tokio::time::Instant::now() > deadline {
+                bail!("{} did not start listening within 60 s", a.name);
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    let kubeconfig = args
+        .kubeconfig
+        .clone()
+        .unwrap_or_else(|| args.data_dir.join("kubeconfig"));
+    if !apis.is_empty() {
+        let servers: Vec<String> = apis
+            .iter()
+            .map(|a| format!("https://127.0.0.1:{}", a.port))
+            .collect();
+        crate::apiserver::write_kubeconfig(&kubeconfig, &creds, &servers)?;
+    }
     println!("mainstay dev: a 3-member cluster is up.");
     for m in &members {
         println!("  {}  client {}  peer {}", m.name, m.client_url, m.peer_url);
+    }
+    for a in &apis {
+        println!("  {}  https://127.0.0.1:{}", a.name, a.port);
+    }
+    if !apis.is_empty() {
+        println!();
+        println!("kubectl:");
+        println!("  kubectl --kubeconfig {} get ns", kubeconfig.display());
+        println!(
+            "  kubectl --kubeconfig {} --context mainstay-dev-2 get svc   (the second replica)",
+            kubeconfig.display()
+        );
     }
     println!();
     println!("Try it:");
@@ -184,10 +309,20 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
                         *c = spawn(&exe, &args, m, &cluster).await?;
                     }
                 }
+                for (a, c) in apis.iter().zip(api_children.iter_mut()) {
+                    if let Ok(Some(status)) = c.try_wait() {
+                        eprintln!("mainstay dev: {} exited ({status}); restarting it in 2 s", a.name);
+                        tokio::time::sleep(Duration::from_secs(2)).await;
+                        *c = spawn_apiserver(&exe, &args, a)?;
+                    }
+                }
             }
         }
     }
-    eprintln!("mainstay dev: stopping the members");
+    eprintln!("mainstay dev: stopping the apiservers and the members");
+    for c in api_children.iter_mut() {
+        let _ = c.kill().await;
+    }
     for c in &children {
         if let Some(pid) = c.id() {
             // SIGTERM: each member shuts down cleanly.

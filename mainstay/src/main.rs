@@ -2,7 +2,9 @@
 //!
 //! - `mainstay store`: a store node serving etcd's v3 API, configured with etcd's flag names (and
 //!   `ETCD_*` environment variables) so operators' scripts carry over.
-//! - `mainstay dev`: a local 3-member cluster on loopback, as separate `mainstay store` processes.
+//! - `mainstay apiserver`: a Kubernetes API server replica over the store (kube-apiserver's flags).
+//! - `mainstay dev`: a local 3-member cluster on loopback, as separate `mainstay store` processes,
+//!   with two `mainstay apiserver` replicas and a kubeconfig.
 //! - `mainstay health`: asks a node's `/health` (for container health checks: the image has no shell).
 //! - `mainstay bench`: the benchmark harness, Mainstay and etcd 3-member clusters side by side.
 
@@ -14,6 +16,7 @@ use clap::{Args, Parser, Subcommand};
 use mainstay_server::node::ClusterState;
 use mainstay_server::{Node, NodeConfig};
 
+mod apiserver;
 mod bench;
 mod chaos;
 mod dev;
@@ -33,7 +36,9 @@ struct Cli {
 enum Command {
     /// Run a store node that speaks etcd's v3 gRPC API.
     Store(Box<StoreArgs>),
-    /// Run a 3-member cluster on loopback (separate processes) until Ctrl-C.
+    /// Run a Kubernetes API server replica over etcd or Mainstay (kube-apiserver's flag names).
+    Apiserver(Box<apiserver::ApiserverArgs>),
+    /// Run a 3-member cluster and two apiservers on loopback (separate processes) until Ctrl-C.
     Dev(dev::DevArgs),
     /// Check a node's /health endpoint; exit 0 when healthy.
     Health {
@@ -287,6 +292,7 @@ async fn main() -> anyhow::Result<()> {
         .init();
     match Cli::parse().command {
         Command::Store(args) => run_store(*args).await,
+        Command::Apiserver(args) => apiserver::run(*args).await,
         Command::Dev(args) => dev::run(args).await,
         Command::Health { endpoint } => check_health(&endpoint).await,
         Command::Bench(args) => bench::run(args).await,
