@@ -231,6 +231,23 @@ impl ApiError {
         )
     }
 
+    /// kube's answer when the in-flight budget is spent.
+    pub fn too_many_requests(retry_after_seconds: u32) -> Self {
+        ApiError {
+            details: Some(json!({ "retryAfterSeconds": retry_after_seconds })),
+            ..Self::new(
+                429,
+                "TooManyRequests",
+                "Too many requests, please try again later.",
+            )
+        }
+    }
+
+    /// `details.retryAfterSeconds`, sent again as the `Retry-After` header.
+    pub fn retry_after_seconds(&self) -> Option<u64> {
+        self.details.as_ref()?.get("retryAfterSeconds")?.as_u64()
+    }
+
     pub fn unauthorized() -> Self {
         Self::new(401, "Unauthorized", "Unauthorized")
     }

@@ -21,7 +21,7 @@ use crate::resources::{self, ResourceInfo, Subresource};
 use crate::selectors::{FieldSelector, LabelSelector};
 use crate::storage::{ContinueToken, WriteOutcome};
 use crate::table::{self, IncludeObject};
-use crate::{apply, discovery, openapi, patch, App};
+use crate::{apply, discovery, inflight, openapi, patch, App};
 
 /// kube-apiserver's limit on a request body (3 MiB).
 pub const REQUEST_BODY_BYTES_MAX: usize = 3 * 1024 * 1024;
@@ -220,10 +220,15 @@ fn json_response(code: StatusCode, v: &Value) -> Response {
 }
 
 pub fn error_response(e: &ApiError) -> Response {
-    json_response(
+    let mut r = json_response(
         StatusCode::from_u16(e.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
         &e.status(),
-    )
+    );
+    if let Some(secs) = e.retry_after_seconds() {
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+    r
 }
 
 /// How much of a body beyond REQUEST_BODY_BYTES_MAX is read (and dropped) before answering 413,
@@ -435,9 +440,15 @@ pub async fn handle(State(app): State<Arc<App>>, req: Request) -> Response {
     let started = Instant::now();
     let path = req.uri().path().to_string();
     let is_watch = flag(&parse_query(req.uri().query()), "watch");
+    let public = crate::PUBLIC_PATHS.contains(&path.as_str());
     let (resp, labels) = match app.authenticate(req.headers()) {
-        Err(e) if !crate::PUBLIC_PATHS.contains(&path.as_str()) => (error_response(&e), None),
-        _ => route(&app, req).await,
+        Err(e) if !public => (error_response(&e), None),
+        // Watches and probes are not counted against the in-flight budgets.
+        _ if is_watch || public => route(&app, req).await,
+        _ => match app.inflight.admit(inflight::Kind::of(req.method())) {
+            Ok(_slot) => route(&app, req).await,
+            Err(e) => (error_response(&e), None),
+        },
     };
     if let Some(l) = labels {
         if !is_watch {
@@ -1236,9 +1247,9 @@ async fn require_namespace(app: &Arc<App>, t: &Target) -> Result<(), ApiError> {
 }
 
 /// Everything a new object gets before it is stored: server-set metadata, its initial status,
-/// decoding against its type, defaults, validation and, for services, addresses.
+/// decoding against its type, defaults and validation. (Services get their addresses when they
+/// are stored, in `insert_new`.)
 fn prepare_new(
-    app: &Arc<App>,
     t: &Target,
     mut obj: Value,
     validation: FieldValidation,
@@ -1263,7 +1274,7 @@ fn prepare_new(
         }
     }
     objects::initial_status(t.r, &mut obj);
-    let mut obj = finish_object(t, obj, validation, warnings)?;
+    let obj = finish_object(t, obj, validation, warnings)?;
     let name = objects::meta_str(&obj, "name").unwrap_or("").to_string();
     if !objects::path_segment_ok(&name) {
         return Err(ApiError::invalid(
@@ -1276,17 +1287,16 @@ fn prepare_new(
             )],
         ));
     }
-    if t.r.plural == "services" {
-        app.allocate_cluster_ip(&mut obj);
-    }
     Ok(obj)
 }
 
-/// Stores a prepared new object (Txn on mod_revision 0). `None`: the name is taken.
+/// Stores a prepared new object (Txn on mod_revision 0). `None`: the name is taken. A service
+/// gets its cluster IP and node ports here, reserved in the same transaction; an address another
+/// service took meanwhile is allocated again, one the client asked for is refused (422).
 async fn insert_new(
     app: &Arc<App>,
     t: &Target,
-    mut obj: Value,
+    obj: Value,
     dry_run: bool,
     warnings: &mut Vec<String>,
 ) -> Result<Option<Reply>, ApiError> {
@@ -1296,23 +1306,87 @@ async fn insert_new(
         body,
         warnings: std::mem::take(warnings),
     };
-    if dry_run {
-        return Ok(Some(created(obj)));
-    }
+    let is_service = t.r.group.is_empty() && t.r.plural == "services";
+    let requested = app.storage.reservations(t.r, &obj);
+    let mut taken: Vec<String> = Vec::new();
     let name = objects::meta_str(&obj, "name").unwrap_or("").to_string();
     let key = app.storage.key(t.r, t.ns(), &name);
-    let lease = if t.r.plural == "events" {
-        Some(app.event_lease().await?)
-    } else {
-        None
-    };
-    match app.storage.create(&key, &obj, lease).await? {
-        WriteOutcome::Done { revision } => {
-            crate::storage::set_resource_version(&mut obj, revision);
-            Ok(Some(created(obj)))
+    const ALLOCATION_TRIES: usize = 8;
+    for _ in 0..ALLOCATION_TRIES {
+        let mut obj = obj.clone();
+        if is_service {
+            app.allocate_service_addresses(&mut obj, &taken)?;
         }
-        WriteOutcome::Mismatch { .. } => Ok(None),
+        if dry_run {
+            return Ok(Some(created(obj)));
+        }
+        let lease = if t.r.plural == "events" {
+            Some(app.event_lease().await?)
+        } else {
+            None
+        };
+        let reserve = app.storage.reservations(t.r, &obj);
+        match app.storage.create(&key, &obj, lease, &reserve).await? {
+            WriteOutcome::Done { revision } => {
+                crate::storage::set_resource_version(&mut obj, revision);
+                return Ok(Some(created(obj)));
+            }
+            WriteOutcome::Mismatch { .. } => return Ok(None),
+            WriteOutcome::Taken { reservation } if requested.contains(&reservation) => {
+                return Err(reservation_taken(t.r, &name, &reservation, &obj));
+            }
+            WriteOutcome::Taken { reservation } => taken.push(reservation),
+        }
     }
+    Err(ApiError::internal(format!(
+        "failed to allocate addresses for {} {name:?}: {ALLOCATION_TRIES} tries found them taken",
+        crate::error::qualified(t.r)
+    )))
+}
+
+/// The 422 for an address another object holds, worded as kube's allocators word it.
+fn reservation_taken(r: &ResourceInfo, name: &str, reservation: &str, obj: &Value) -> ApiError {
+    let cause = if reservation.contains("/serviceips/") {
+        let ips: Vec<String> = obj
+            .pointer("/spec/clusterIPs")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(|s| format!("{s:?}"))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let ip = reservation.rsplit('/').next().unwrap_or("");
+        Cause {
+            reason: "FieldValueInvalid",
+            field: "spec.clusterIPs".into(),
+            message: format!(
+                "Invalid value: []string{{{}}}: failed to allocate IP {ip}: provided IP is already allocated",
+                ips.join(", ")
+            ),
+        }
+    } else {
+        let port: u64 = reservation
+            .rsplit('/')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(0);
+        let index = obj
+            .pointer("/spec/ports")
+            .and_then(Value::as_array)
+            .and_then(|ps| {
+                ps.iter()
+                    .position(|p| p.get("nodePort").and_then(Value::as_u64) == Some(port))
+            })
+            .unwrap_or(0);
+        Cause::invalid(
+            format!("spec.ports[{index}].nodePort"),
+            &json!(port),
+            "provided port is already allocated",
+        )
+    };
+    ApiError::invalid(r, name, vec![cause])
 }
 
 async fn create(
@@ -1347,7 +1421,7 @@ async fn create(
         }
         m.remove("managedFields");
     }
-    let mut obj = prepare_new(app, t, obj, opts.validation, &mut warnings)
+    let mut obj = prepare_new(t, obj, opts.validation, &mut warnings)
         .map_err(|e| strict_decode_error(t.r, e))?;
     let now = objects::now();
     apply::record_update(
@@ -1413,6 +1487,9 @@ fn carry_over(t: &Target, old: &Value, new: &mut Value, status_write: bool) {
             }
         }
     }
+    if t.r.group.is_empty() && t.r.plural == "services" {
+        keep_allocated_values(old, new);
+    }
     if t.r.plural == "namespaces" {
         // A namespace's status is its phase, set by the server.
         if let Some(s) = old.get("status") {
@@ -1425,6 +1502,63 @@ fn carry_over(t: &Target, old: &Value, new: &mut Value, status_write: bool) {
             .and_then(Value::as_i64)
             .unwrap_or(0);
         objects::meta_mut(new).insert("generation".into(), json!(g + 1));
+    }
+}
+
+/// kube's `patchAllocatedValues`: an update that leaves out a service's cluster IP, or a node
+/// port of a port that keeps its number and protocol, keeps the one allocated.
+fn keep_allocated_values(old: &Value, new: &mut Value) {
+    let typ = |s: &Value| {
+        s.pointer("/spec/type")
+            .and_then(Value::as_str)
+            .unwrap_or("ClusterIP")
+            .to_string()
+    };
+    let (old_type, new_type) = (typ(old), typ(new));
+    let Some(spec) = new.get_mut("spec").and_then(Value::as_object_mut) else {
+        return;
+    };
+    if old_type != "ExternalName" && new_type != "ExternalName" {
+        let unset = spec
+            .get("clusterIP")
+            .and_then(Value::as_str)
+            .is_none_or(str::is_empty);
+        if unset {
+            for k in ["clusterIP", "clusterIPs"] {
+                if let Some(v) = old.pointer(&format!("/spec/{k}")) {
+                    spec.insert(k.into(), v.clone());
+                }
+            }
+        }
+    }
+    let node_ports = |t: &str| matches!(t, "NodePort" | "LoadBalancer");
+    if !(node_ports(&old_type) && node_ports(&new_type)) {
+        return;
+    }
+    let protocol = |p: &Value| {
+        p.get("protocol")
+            .and_then(Value::as_str)
+            .unwrap_or("TCP")
+            .to_string()
+    };
+    let old_ports = old.pointer("/spec/ports").and_then(Value::as_array);
+    let Some(new_ports) = spec.get_mut("ports").and_then(Value::as_array_mut) else {
+        return;
+    };
+    for p in new_ports.iter_mut().filter(|p| p.is_object()) {
+        if p.get("nodePort")
+            .and_then(Value::as_u64)
+            .is_some_and(|n| n != 0)
+        {
+            continue;
+        }
+        let was = old_ports
+            .into_iter()
+            .flatten()
+            .find(|o| o.get("port") == p.get("port") && protocol(o) == protocol(p));
+        if let Some(n) = was.and_then(|o| o.get("nodePort")).filter(|n| n.is_u64()) {
+            p["nodePort"] = n.clone();
+        }
     }
 }
 
@@ -1476,6 +1610,10 @@ where
         }
         carry_over(t, &current.object, &mut new, status_write);
         let mut new = finish_object(t, new, opts.validation, warnings)?;
+        if t.r.group.is_empty() && t.r.plural == "services" && !status_write {
+            // A service turned NodePort, or away from ExternalName, gets what it now needs.
+            app.allocate_service_addresses(&mut new, &[])?;
+        }
         let now = objects::now();
         if !same_content(&current.object, &new) {
             apply::record_update(
@@ -1514,11 +1652,26 @@ where
                 .pointer("/metadata/finalizers")
                 .and_then(Value::as_array)
                 .is_none_or(|f| f.is_empty());
+        let held = app.storage.reservations(t.r, &current.object);
         let outcome = if finalizers_done {
-            app.storage.delete(&key, current.mod_revision).await?
-        } else {
             app.storage
-                .update(&key, &new, current.mod_revision, None)
+                .delete(&key, current.mod_revision, &held)
+                .await?
+        } else {
+            // A changed node port or address is reserved, and the old one given back, with it.
+            let wanted = app.storage.reservations(t.r, &new);
+            let reserve: Vec<String> = wanted
+                .iter()
+                .filter(|k| !held.contains(k))
+                .cloned()
+                .collect();
+            let release: Vec<String> = held
+                .iter()
+                .filter(|k| !wanted.contains(k))
+                .cloned()
+                .collect();
+            app.storage
+                .update(&key, &new, current.mod_revision, None, &reserve, &release)
                 .await?
         };
         match outcome {
@@ -1537,6 +1690,9 @@ where
                 return Err(ApiError::conflict(t.r, t.name()))
             }
             WriteOutcome::Mismatch { .. } => continue,
+            WriteOutcome::Taken { reservation } => {
+                return Err(reservation_taken(t.r, t.name(), &reservation, &new))
+            }
         }
     }
     Err(ApiError::conflict(t.r, t.name()))
@@ -1640,7 +1796,7 @@ async fn patch_object(
                 },
             )
             .map_err(|e| apply_error(t, e))?;
-            let created = prepare_new(app, t, created, opts.validation, &mut warnings)?;
+            let created = prepare_new(t, created, opts.validation, &mut warnings)?;
             if let Some(reply) = insert_new(app, t, created, opts.dry_run, &mut warnings).await? {
                 return Ok(reply);
             }
@@ -1902,7 +2058,7 @@ pub(crate) async fn delete_one(
             }
             match app
                 .storage
-                .update(&key, &new, cur.mod_revision, None)
+                .update(&key, &new, cur.mod_revision, None, &[], &[])
                 .await?
             {
                 WriteOutcome::Done { revision } => {
@@ -1917,13 +2073,15 @@ pub(crate) async fn delete_one(
                 WriteOutcome::Mismatch { current: None } => {
                     return Err(ApiError::not_found(r, name))
                 }
-                WriteOutcome::Mismatch { .. } => continue,
+                // Only metadata changed: no reservation was asked for.
+                WriteOutcome::Mismatch { .. } | WriteOutcome::Taken { .. } => continue,
             }
         }
-        match app.storage.delete(&key, cur.mod_revision).await? {
+        let held = app.storage.reservations(r, &cur.object);
+        match app.storage.delete(&key, cur.mod_revision, &held).await? {
             WriteOutcome::Done { .. } => return Ok(cur.object),
             WriteOutcome::Mismatch { current: None } => return Err(ApiError::not_found(r, name)),
-            WriteOutcome::Mismatch { .. } => continue,
+            WriteOutcome::Mismatch { .. } | WriteOutcome::Taken { .. } => continue,
         }
     }
     Err(ApiError::conflict(r, name))
@@ -2024,7 +2182,10 @@ mod tests {
         let (got, ct) = read_body(body_request(ok.len(), false, Body::from(ok)))
             .await
             .unwrap();
-        assert_eq!((got.len(), ct.as_str()), (REQUEST_BODY_BYTES_MAX, "application/json"));
+        assert_eq!(
+            (got.len(), ct.as_str()),
+            (REQUEST_BODY_BYTES_MAX, "application/json")
+        );
 
         // Just over: drained, then 413 (the client gets to read the answer).
         let over = vec![b' '; REQUEST_BODY_BYTES_MAX + 1024];
@@ -2042,7 +2203,9 @@ mod tests {
             }))
         };
         let far = REQUEST_BODY_BYTES_MAX + REQUEST_BODY_DRAIN_BYTES_MAX + 1;
-        let e = read_body(body_request(far, false, untouched())).await.unwrap_err();
+        let e = read_body(body_request(far, false, untouched()))
+            .await
+            .unwrap_err();
         assert_eq!(e.code, 413);
         let e = read_body(body_request(REQUEST_BODY_BYTES_MAX + 1, true, untouched()))
             .await
@@ -2055,5 +2218,33 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(e.code, 413);
+    }
+
+    #[test]
+    fn an_update_without_addresses_keeps_the_allocated_ones() {
+        let old = json!({"spec": {"type": "NodePort", "clusterIP": "10.96.0.7",
+            "clusterIPs": ["10.96.0.7"],
+            "ports": [{"port": 80, "nodePort": 30001}, {"port": 53, "protocol": "UDP", "nodePort": 30002}]}});
+        let mut new = json!({"spec": {"type": "NodePort",
+            "ports": [{"port": 80}, {"port": 53, "protocol": "TCP"}, {"port": 90, "nodePort": 30009}]}});
+        keep_allocated_values(&old, &mut new);
+        assert_eq!(new["spec"]["clusterIP"], "10.96.0.7");
+        assert_eq!(new["spec"]["clusterIPs"], json!(["10.96.0.7"]));
+        assert_eq!(new["spec"]["ports"][0]["nodePort"], 30001);
+        // Same number, other protocol: not the same port.
+        assert!(new["spec"]["ports"][1].get("nodePort").is_none());
+        assert_eq!(new["spec"]["ports"][2]["nodePort"], 30009);
+
+        // Turned ClusterIP: node ports are not carried over; the address is.
+        let mut to_cluster_ip = json!({"spec": {"type": "ClusterIP", "ports": [{"port": 80}]}});
+        keep_allocated_values(&old, &mut to_cluster_ip);
+        assert_eq!(to_cluster_ip["spec"]["clusterIP"], "10.96.0.7");
+        assert!(to_cluster_ip["spec"]["ports"][0].get("nodePort").is_none());
+
+        // A new address asked for is the client's to ask (the reservation decides).
+        let mut moved = json!({"spec": {"clusterIP": "10.96.0.9"}});
+        keep_allocated_values(&old, &mut moved);
+        assert_eq!(moved["spec"]["clusterIP"], "10.96.0.9");
+        assert!(moved["spec"].get("clusterIPs").is_none());
     }
 }

@@ -15,6 +15,7 @@ pub mod cache;
 pub mod discovery;
 pub mod error;
 pub mod handlers;
+pub mod inflight;
 pub mod metrics;
 pub mod objects;
 pub mod openapi;
@@ -36,7 +37,7 @@ use ::http::HeaderMap;
 use serde_json::{json, Value};
 
 use crate::cache::Cacher;
-use crate::error::ApiError;
+use crate::error::{ApiError, Cause};
 use crate::resources::{ResourceInfo, RESOURCES};
 use crate::storage::{Storage, WriteOutcome};
 
@@ -72,6 +73,10 @@ pub struct Config {
     pub event_ttl: Duration,
     /// `--service-cluster-ip-range` (IPv4 CIDR).
     pub service_cluster_ip_range: (std::net::Ipv4Addr, u8),
+    /// Read-only requests served at once (`--max-requests-inflight`; 0 = no limit).
+    pub max_requests_inflight: usize,
+    /// Mutating requests served at once (`--max-mutating-requests-inflight`; 0 = no limit).
+    pub max_mutating_requests_inflight: usize,
 }
 
 impl Default for Config {
@@ -89,6 +94,8 @@ impl Default for Config {
             watch_cache: true,
             event_ttl: Duration::from_secs(3600),
             service_cluster_ip_range: (std::net::Ipv4Addr::new(10, 96, 0, 0), 12),
+            max_requests_inflight: 400,
+            max_mutating_requests_inflight: 200,
         }
     }
 }
@@ -112,10 +119,24 @@ pub struct User {
     pub groups: Vec<String>,
 }
 
+/// kube's default `--service-node-port-range`.
+pub const NODE_PORTS: std::ops::RangeInclusive<u64> = 30000..=32767;
+
+fn svc_info() -> &'static ResourceInfo {
+    resources::find("", "v1", "services").expect("services is served")
+}
+
+fn svc_name(svc: &Value) -> &str {
+    svc.pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+}
+
 pub struct App {
     pub storage: Storage,
     pub config: Config,
     pub metrics: metrics::Metrics,
+    pub inflight: inflight::Limits,
     caches: HashMap<(&'static str, &'static str), Arc<Cacher>>,
     tokens: Option<HashMap<String, User>>,
     event_lease: tokio::sync::Mutex<Option<(i64, Instant)>>,
@@ -243,11 +264,28 @@ impl App {
         }
     }
 
-    /// Gives a ClusterIP service an address from the service range that no cached service
-    /// uses (or checks the one it asked for).
-    pub fn allocate_cluster_ip(&self, svc: &mut Value) {
+    /// Gives a service what it did not ask for: a cluster IP from the service range and node
+    /// ports from 30000-32767 (kube's default `--service-node-port-range`), avoiding those this
+    /// replica's cache shows in use and the reservations in `taken` (found held by an earlier
+    /// attempt). What it asked for is checked against the ranges. The reservation keys written
+    /// with the service (`Storage::reservations`) are what makes an address exclusive.
+    pub fn allocate_service_addresses(
+        &self,
+        svc: &mut Value,
+        taken: &[String],
+    ) -> Result<(), ApiError> {
         let _g = self.ip_lock.lock().unwrap_or_else(|p| p.into_inner());
-        self.allocate_node_ports(svc);
+        let cached = self.cached_services();
+        self.allocate_node_ports(svc, &cached, taken)?;
+        self.allocate_cluster_ip(svc, &cached, taken)
+    }
+
+    fn allocate_cluster_ip(
+        &self,
+        svc: &mut Value,
+        cached: &[Arc<Value>],
+        taken: &[String],
+    ) -> Result<(), ApiError> {
         let requested = svc
             .pointer("/spec/clusterIP")
             .and_then(Value::as_str)
@@ -259,14 +297,33 @@ impl App {
             if requested == "None" {
                 svc["spec"]["clusterIPs"] = json!(["None"]);
             }
-            return;
+            return Ok(());
         }
+        let (base, bits) = self.config.service_cluster_ip_range;
+        let size = 1u32 << (32 - bits as u32);
+        let base = u32::from(base);
         if !requested.is_empty() {
+            let in_range = requested
+                .parse::<std::net::Ipv4Addr>()
+                .is_ok_and(|ip| (u32::from(ip).wrapping_sub(base)) < size);
+            if !in_range {
+                return Err(ApiError::invalid(
+                    svc_info(),
+                    svc_name(svc),
+                    vec![Cause {
+                        reason: "FieldValueInvalid",
+                        field: "spec.clusterIPs".into(),
+                        message: format!(
+                            "Invalid value: []string{{{requested:?}}}: failed to allocate IP {requested}: provided IP is not in the valid range. The range of valid IPs is {}/{bits}",
+                            std::net::Ipv4Addr::from(base)
+                        ),
+                    }],
+                ));
+            }
             svc["spec"]["clusterIPs"] = json!([requested]);
-            return;
+            return Ok(());
         }
-        let used: HashSet<String> = self
-            .cached_services()
+        let mut used: HashSet<String> = cached
             .iter()
             .filter_map(|s| {
                 s.pointer("/spec/clusterIP")
@@ -274,9 +331,11 @@ impl App {
                     .map(str::to_string)
             })
             .collect();
-        let (base, bits) = self.config.service_cluster_ip_range;
-        let size = 1u32 << (32 - bits as u32);
-        let base = u32::from(base);
+        used.extend(
+            taken
+                .iter()
+                .filter_map(|k| k.rsplit_once("/serviceips/").map(|(_, ip)| ip.to_string())),
+        );
         for _ in 0..64 {
             // .1 is the kubernetes service's; skip the network address.
             let off = 2 + rand::random::<u32>() % (size - 3);
@@ -284,45 +343,74 @@ impl App {
             if !used.contains(&ip) {
                 svc["spec"]["clusterIP"] = json!(ip);
                 svc["spec"]["clusterIPs"] = json!([ip]);
-                return;
+                return Ok(());
             }
         }
+        Err(ApiError::internal(
+            "failed to allocate a serviceIP: range is full",
+        ))
     }
 
-    /// A NodePort or LoadBalancer service's ports without a nodePort get a free one from
-    /// 30000-32767 (kube's default --service-node-port-range); called under `ip_lock`.
-    fn allocate_node_ports(&self, svc: &mut Value) {
+    /// A NodePort or LoadBalancer service's ports without a nodePort get a free one.
+    fn allocate_node_ports(
+        &self,
+        svc: &mut Value,
+        cached: &[Arc<Value>],
+        taken: &[String],
+    ) -> Result<(), ApiError> {
         let typ = svc.pointer("/spec/type").and_then(Value::as_str);
         if !matches!(typ, Some("NodePort" | "LoadBalancer")) {
-            return;
+            return Ok(());
         }
-        let mut used: HashSet<u64> = self
-            .cached_services()
+        let name = svc_name(svc).to_string();
+        let mut used: HashSet<u64> = cached
             .iter()
             .filter_map(|s| s.pointer("/spec/ports").and_then(Value::as_array))
             .flatten()
             .filter_map(|p| p.get("nodePort").and_then(Value::as_u64))
             .collect();
+        used.extend(taken.iter().filter_map(|k| {
+            k.rsplit_once("/servicenodeports/")
+                .and_then(|(_, p)| p.parse::<u64>().ok())
+        }));
         let Some(ports) = svc.pointer_mut("/spec/ports").and_then(Value::as_array_mut) else {
-            return;
+            return Ok(());
         };
-        used.extend(
-            ports
-                .iter()
-                .filter_map(|p| p.get("nodePort").and_then(Value::as_u64)),
-        );
+        for (i, p) in ports.iter().enumerate() {
+            if let Some(n) = p.get("nodePort").filter(|n| !n.is_null()) {
+                if !n.as_u64().is_some_and(|n| NODE_PORTS.contains(&n)) {
+                    return Err(ApiError::invalid(
+                        svc_info(),
+                        &name,
+                        vec![Cause::invalid(
+                            format!("spec.ports[{i}].nodePort"),
+                            n,
+                            &format!(
+                                "provided port is not in the valid range. The range of valid ports is {}-{}",
+                                NODE_PORTS.start(),
+                                NODE_PORTS.end()
+                            ),
+                        )],
+                    ));
+                }
+                used.insert(n.as_u64().unwrap_or(0));
+            }
+        }
         for p in ports.iter_mut().filter(|p| p.is_object()) {
             if p.get("nodePort").is_some_and(|n| !n.is_null()) {
                 continue;
             }
-            for _ in 0..256 {
-                let port = 30000 + rand::random::<u64>() % 2768;
-                if used.insert(port) {
-                    p["nodePort"] = json!(port);
-                    break;
-                }
-            }
+            let span = NODE_PORTS.end() - NODE_PORTS.start() + 1;
+            let port = (0..256)
+                .map(|_| NODE_PORTS.start() + rand::random::<u64>() % span)
+                .find(|port| !used.contains(port))
+                .ok_or_else(|| {
+                    ApiError::internal("failed to allocate a nodePort: range is full")
+                })?;
+            used.insert(port);
+            p["nodePort"] = json!(port);
         }
+        Ok(())
     }
 
     /// Deletes everything in a namespace being deleted, then the namespace (the namespace
@@ -362,7 +450,7 @@ impl App {
         let nsr = resources::find("", "v1", "namespaces").expect("namespaces");
         let key = self.storage.key(nsr, None, ns);
         if let Ok(Some(cur)) = self.storage.get(&key).await {
-            let _ = self.storage.delete(&key, cur.mod_revision).await;
+            let _ = self.storage.delete(&key, cur.mod_revision, &[]).await;
         }
     }
 
@@ -377,7 +465,7 @@ impl App {
             });
             objects::apply_defaults(nsr, &mut obj);
             self.storage
-                .create(&self.storage.key(nsr, None, ns), &obj, None)
+                .create(&self.storage.key(nsr, None, ns), &obj, None, &[])
                 .await?;
         }
         let svc = resources::find("", "v1", "services").expect("services");
@@ -392,16 +480,22 @@ impl App {
                 "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": self.config.secure_port}]},
         });
         objects::apply_defaults(svc, &mut obj);
+        let reserve = self.storage.reservations(svc, &obj);
         match self
             .storage
             .create(
                 &self.storage.key(svc, Some("default"), "kubernetes"),
                 &obj,
                 None,
+                &reserve,
             )
             .await?
         {
-            WriteOutcome::Done { .. } | WriteOutcome::Mismatch { .. } => Ok(()),
+            // Another replica made it first; or an older cluster has it without the reservation,
+            // and it stays: allocation still avoids the addresses the cache shows in use.
+            WriteOutcome::Done { .. }
+            | WriteOutcome::Mismatch { .. }
+            | WriteOutcome::Taken { .. } => Ok(()),
         }
     }
 
@@ -479,6 +573,10 @@ pub async fn build(config: Config) -> Result<Arc<App>, ServeError> {
     }
     let app = Arc::new(App {
         storage: storage.clone(),
+        inflight: inflight::Limits::new(
+            config.max_requests_inflight,
+            config.max_mutating_requests_inflight,
+        ),
         config,
         metrics: metrics::Metrics::default(),
         caches,
@@ -526,24 +624,25 @@ pub async fn serve_on(app: Arc<App>, listener: tokio::net::TcpListener) -> Resul
         .local_addr()
         .map_err(|e| ServeError::Config(e.to_string()))?;
     let router = router(app.clone());
-    match (&app.config.tls_cert_file, &app.config.tls_private_key_file) {
+    let acceptor = match (&app.config.tls_cert_file, &app.config.tls_private_key_file) {
         (Some(cert), Some(key)) => {
             let acceptor = tls::acceptor(cert, key, app.config.client_ca_file.as_deref())
                 .map_err(ServeError::Config)?;
             tracing::info!(%addr, "apiserver serving HTTPS");
-            tls::serve(listener, acceptor, router).await;
-            Ok(())
+            Some(acceptor)
         }
         (None, None) => {
             tracing::info!(%addr, "apiserver serving plain HTTP (no --tls-cert-file)");
-            axum::serve(listener, router)
-                .await
-                .map_err(|e| ServeError::Listen(addr, e))
+            None
         }
-        _ => Err(ServeError::Config(
-            "--tls-cert-file and --tls-private-key-file go together".into(),
-        )),
-    }
+        _ => {
+            return Err(ServeError::Config(
+                "--tls-cert-file and --tls-private-key-file go together".into(),
+            ))
+        }
+    };
+    tls::serve(listener, acceptor, router).await;
+    Ok(())
 }
 
 impl App {
@@ -569,7 +668,18 @@ impl App {
 
 impl metrics::Metrics {
     pub fn render(&self, app: &App) -> String {
-        self.render_with(&app.cache_stats())
+        use std::fmt::Write as _;
+        let mut out = self.render_with(&app.cache_stats());
+        out.push_str("# HELP apiserver_current_inflight_requests Number of requests being served now, per in-flight budget (request_kind).\n# TYPE apiserver_current_inflight_requests gauge\n");
+        for kind in [inflight::Kind::ReadOnly, inflight::Kind::Mutating] {
+            let _ = writeln!(
+                out,
+                "apiserver_current_inflight_requests{{request_kind=\"{}\"}} {}",
+                kind.label(),
+                app.inflight.current(kind)
+            );
+        }
+        out
     }
 }
 

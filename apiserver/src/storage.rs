@@ -57,6 +57,10 @@ pub enum WriteOutcome {
     Mismatch {
         current: Option<Stored>,
     },
+    /// The object was as expected, but a reservation the write needed is held by another object.
+    Taken {
+        reservation: String,
+    },
 }
 
 /// A decoded continue token: the list's revision and the key (relative to the resource prefix)
@@ -204,66 +208,129 @@ impl Storage {
         Ok(resp.header().map(|h| h.revision()).unwrap_or(0))
     }
 
-    /// Creates `key` only if it does not exist (Txn on mod_revision == 0).
+    /// The reservation keys an object holds while it exists: a service's cluster IPs and node
+    /// ports, `<prefix>/ranges/serviceips/<ip>` and `<prefix>/ranges/servicenodeports/<port>`.
+    /// They are written and removed in the same transaction as the object, so replicas that
+    /// allocate at the same time cannot hand out one address twice (kube keeps a bitmap object
+    /// under `ranges/` for the same purpose).
+    pub fn reservations(&self, r: &ResourceInfo, object: &Value) -> Vec<String> {
+        if !r.group.is_empty() || r.plural != "services" {
+            return Vec::new();
+        }
+        let mut keys = Vec::new();
+        let ips: Vec<&str> = match object.pointer("/spec/clusterIPs").and_then(Value::as_array) {
+            Some(ips) => ips.iter().filter_map(Value::as_str).collect(),
+            None => object
+                .pointer("/spec/clusterIP")
+                .and_then(Value::as_str)
+                .into_iter()
+                .collect(),
+        };
+        for ip in ips {
+            if !ip.is_empty() && ip != "None" {
+                keys.push(format!("{}/ranges/serviceips/{ip}", self.prefix));
+            }
+        }
+        let ports = object.pointer("/spec/ports").and_then(Value::as_array);
+        for port in ports.into_iter().flatten() {
+            if let Some(n) = port.get("nodePort").and_then(Value::as_u64) {
+                keys.push(format!("{}/ranges/servicenodeports/{n}", self.prefix));
+            }
+        }
+        keys.sort();
+        keys.dedup();
+        keys
+    }
+
+    /// Creates `key` only if it does not exist (Txn on mod_revision == 0), taking the
+    /// reservations `reserve` (which must all be free) in the same transaction.
     pub async fn create(
         &self,
         key: &str,
         object: &Value,
         lease: Option<i64>,
+        reserve: &[String],
     ) -> Result<WriteOutcome, ApiError> {
-        let put = TxnOp::put(
-            key,
-            Self::encode(object),
-            lease.map(|l| PutOptions::new().with_lease(l)),
-        );
-        let txn = Txn::new()
-            .when([Compare::mod_revision(key, CompareOp::Equal, 0)])
-            .and_then([put])
-            .or_else([TxnOp::get(key, None)]);
-        self.conditional(txn).await
+        self.write(key, Some(object), 0, lease, reserve, &[]).await
     }
 
-    /// Replaces `key` if its mod revision is still `expected`.
+    /// Replaces `key` if its mod revision is still `expected`, taking `reserve` (which must be
+    /// free) and giving back `release`.
     pub async fn update(
         &self,
         key: &str,
         object: &Value,
         expected: i64,
         lease: Option<i64>,
+        reserve: &[String],
+        release: &[String],
     ) -> Result<WriteOutcome, ApiError> {
-        let put = TxnOp::put(
-            key,
-            Self::encode(object),
-            lease.map(|l| PutOptions::new().with_lease(l)),
-        );
-        let txn = Txn::new()
-            .when([Compare::mod_revision(key, CompareOp::Equal, expected)])
-            .and_then([put])
-            .or_else([TxnOp::get(key, None)]);
-        self.conditional(txn).await
+        self.write(key, Some(object), expected, lease, reserve, release)
+            .await
     }
 
-    /// Deletes `key` if its mod revision is still `expected`.
-    pub async fn delete(&self, key: &str, expected: i64) -> Result<WriteOutcome, ApiError> {
-        let txn = Txn::new()
-            .when([Compare::mod_revision(key, CompareOp::Equal, expected)])
-            .and_then([TxnOp::delete(key, None)])
-            .or_else([TxnOp::get(key, None)]);
-        self.conditional(txn).await
+    /// Deletes `key` if its mod revision is still `expected`, with the reservations it held.
+    pub async fn delete(
+        &self,
+        key: &str,
+        expected: i64,
+        release: &[String],
+    ) -> Result<WriteOutcome, ApiError> {
+        self.write(key, None, expected, None, &[], release).await
     }
 
-    async fn conditional(&self, txn: Txn) -> Result<WriteOutcome, ApiError> {
+    /// One conditional transaction: `key` at `expected` (0: absent) and every `reserve` key
+    /// free; then put `object` (or delete `key` when `None`), take `reserve`, drop `release`.
+    async fn write(
+        &self,
+        key: &str,
+        object: Option<&Value>,
+        expected: i64,
+        lease: Option<i64>,
+        reserve: &[String],
+        release: &[String],
+    ) -> Result<WriteOutcome, ApiError> {
+        let mut when = vec![Compare::mod_revision(key, CompareOp::Equal, expected)];
+        let mut then = vec![match object {
+            Some(o) => TxnOp::put(
+                key,
+                Self::encode(o),
+                lease.map(|l| PutOptions::new().with_lease(l)),
+            ),
+            None => TxnOp::delete(key, None),
+        }];
+        let mut otherwise = vec![TxnOp::get(key, None)];
+        for r in reserve {
+            when.push(Compare::mod_revision(r.as_str(), CompareOp::Equal, 0));
+            then.push(TxnOp::put(r.as_str(), key, None));
+            otherwise.push(TxnOp::get(r.as_str(), None));
+        }
+        for r in release.iter().filter(|r| !reserve.contains(r)) {
+            then.push(TxnOp::delete(r.as_str(), None));
+        }
+        let txn = Txn::new().when(when).and_then(then).or_else(otherwise);
         let resp = bounded(self.kv().txn(txn)).await?;
         let revision = resp.header().map(|h| h.revision()).unwrap_or(0);
         if resp.succeeded() {
             return Ok(WriteOutcome::Done { revision });
         }
-        let mut current = None;
-        for op in resp.op_responses() {
-            if let TxnOpResponse::Get(g) = op {
-                if let Some(kv) = g.kvs().first() {
-                    current = Some(Self::decode(kv)?);
-                }
+        // The else branch ran at the revision the comparison failed at: the object first, then
+        // each reservation in order.
+        let mut found = resp.op_responses().into_iter().map(|op| match op {
+            TxnOpResponse::Get(g) => g.kvs().first().cloned(),
+            _ => None,
+        });
+        let current = match found.next().flatten() {
+            Some(kv) => Some(Self::decode(&kv)?),
+            None => None,
+        };
+        let object_as_expected = match &current {
+            None => expected == 0,
+            Some(c) => c.mod_revision == expected,
+        };
+        if object_as_expected {
+            if let Some(held) = found.zip(reserve).find_map(|(kv, r)| kv.map(|_| r.clone())) {
+                return Ok(WriteOutcome::Taken { reservation: held });
             }
         }
         Ok(WriteOutcome::Mismatch { current })

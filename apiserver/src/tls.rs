@@ -1,6 +1,7 @@
-//! HTTPS serving: the serving certificate, optional client-certificate authentication against
-//! `--client-ca-file` (the certificate's CN is the user, its O entries the groups, as
-//! kube-apiserver reads them), HTTP/1.1 and HTTP/2 by ALPN.
+//! Serving connections, plain or HTTPS: the serving certificate, optional client-certificate
+//! authentication against `--client-ca-file` (the certificate's CN is the user, as kube-apiserver
+//! reads it; its O entries, kube's groups, are not read yet), HTTP/1.1 and HTTP/2 (by ALPN over
+//! TLS, by prior knowledge over plain TCP), and the cap on open connections.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -18,7 +19,7 @@ pub const CLIENT_CERT_USER_HEADER: &str = "x-mainstay-client-cert-user";
 
 /// A TLS handshake that takes longer is dropped (a slow client cannot hold a task forever).
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Connections served at once; further accepts wait.
+/// Connections served at once, plain or TLS; further accepts wait.
 const CONNECTIONS_MAX: usize = 4096;
 
 fn read_certs(path: &Path) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, String> {
@@ -75,7 +76,14 @@ fn cert_user(der: &[u8]) -> Option<String> {
     Some(cn)
 }
 
-pub async fn serve(listener: tokio::net::TcpListener, acceptor: TlsAcceptor, router: Router) {
+/// Serves connections, over TLS when `acceptor` is given, at most CONNECTIONS_MAX at once.
+/// Plain and TLS connections go through the same path, so the client-certificate user header is
+/// stripped from every request whichever way it came.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    acceptor: Option<TlsAcceptor>,
+    router: Router,
+) {
     let slots = Arc::new(tokio::sync::Semaphore::new(CONNECTIONS_MAX));
     loop {
         let Ok(permit) = slots.clone().acquire_owned().await else {
@@ -89,34 +97,48 @@ pub async fn serve(listener: tokio::net::TcpListener, acceptor: TlsAcceptor, rou
                 continue;
             }
         };
+        let _ = tcp.set_nodelay(true);
         let acceptor = acceptor.clone();
         let router = router.clone();
         tokio::spawn(async move {
             let _permit = permit;
-            let Ok(Ok(tls)) = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await
-            else {
-                return;
-            };
-            let user = tls
-                .get_ref()
-                .1
-                .peer_certificates()
-                .and_then(|c| c.first())
-                .and_then(|c| cert_user(c.as_ref()));
-            let service =
-                hyper::service::service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
-                    req.headers_mut().remove(CLIENT_CERT_USER_HEADER);
-                    if let Some(u) = user
-                        .as_deref()
-                        .and_then(|u| http::HeaderValue::from_str(u).ok())
-                    {
-                        req.headers_mut().insert(CLIENT_CERT_USER_HEADER, u);
-                    }
-                    router.clone().oneshot(req.map(axum::body::Body::new))
-                });
-            let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                .serve_connection_with_upgrades(TokioIo::new(tls), service)
-                .await;
+            match acceptor {
+                None => serve_connection(TokioIo::new(tcp), None, router).await,
+                Some(acceptor) => {
+                    let Ok(Ok(tls)) =
+                        tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await
+                    else {
+                        return;
+                    };
+                    let user = tls
+                        .get_ref()
+                        .1
+                        .peer_certificates()
+                        .and_then(|c| c.first())
+                        .and_then(|c| cert_user(c.as_ref()));
+                    serve_connection(TokioIo::new(tls), user, router).await
+                }
+            }
         });
     }
+}
+
+async fn serve_connection<I>(io: TokioIo<I>, user: Option<String>, router: Router)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service =
+        hyper::service::service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
+            req.headers_mut().remove(CLIENT_CERT_USER_HEADER);
+            if let Some(u) = user
+                .as_deref()
+                .and_then(|u| http::HeaderValue::from_str(u).ok())
+            {
+                req.headers_mut().insert(CLIENT_CERT_USER_HEADER, u);
+            }
+            router.clone().oneshot(req.map(axum::body::Body::new))
+        });
+    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+        .serve_connection_with_upgrades(io, service)
+        .await;
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
-use k8s_openapi::api::core::v1::{Binding, ConfigMap, ObjectReference, Pod};
+use k8s_openapi::api::core::v1::{Binding, ConfigMap, ObjectReference, Pod, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{
     Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, ResourceExt, WatchEvent,
@@ -1040,4 +1040,163 @@ async fn bad_input_gets_a_status_never_a_500() {
     let left = typed.list(&ListParams::default()).await.unwrap();
     assert_eq!(names(&left.items), vec!["exists"]);
     assert_eq!(left.items[0].data.as_ref().unwrap()["k"], "v");
+}
+
+// ---------------------------------------------------------------------------------------------
+// 7. Authentication on plain HTTP
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_are_checked_and_a_forged_certificate_header_is_not_trusted() {
+    let dir = std::env::temp_dir().join(format!("mainstay-kube-rs-tokens-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let tokens = dir.join("tokens.csv");
+    std::fs::write(&tokens, "s3cret,alice,1001\n").unwrap();
+    let path = tokens.clone();
+    let env = Env::start_with(move |c| c.token_auth_file = Some(path)).await;
+    let c = &env.client;
+    let list = "/api/v1/namespaces/default/configmaps";
+    let get = |headers: &[(&str, &str)]| {
+        let mut b = http::Request::get(list);
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        b.body(vec![]).unwrap()
+    };
+
+    assert_eq!(raw_status(c, get(&[])).await, (401, "Unauthorized".into()));
+    assert_eq!(
+        raw_status(c, get(&[("authorization", "Bearer wrong")])).await,
+        (401, "Unauthorized".into())
+    );
+    // The header the TLS layer sets for a verified client certificate is stripped from every
+    // request, so over plain HTTP it proves nothing.
+    assert_eq!(
+        raw_status(c, get(&[("x-mainstay-client-cert-user", "admin")])).await,
+        (401, "Unauthorized".into())
+    );
+    let ok = c
+        .request_text(get(&[("authorization", "Bearer s3cret")]))
+        .await
+        .expect("the right token is accepted");
+    assert!(ok.contains("\"kind\":\"ConfigMapList\""), "{ok}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 8. Service addresses
+// ---------------------------------------------------------------------------------------------
+
+fn service(name: &str, node_port: bool) -> Service {
+    serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": name},
+        "spec": {
+            "type": if node_port { "NodePort" } else { "ClusterIP" },
+            "selector": {"app": name},
+            "ports": [{"port": 80, "targetPort": 8080}],
+        },
+    }))
+    .unwrap()
+}
+
+/// Cluster IPs and node ports allocated by two replicas at once are all different (each is
+/// reserved in the store with its service), one asked for while taken is refused with kube's
+/// 422, deleting a service frees its address, and an update that leaves them out keeps them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn service_addresses_are_unique_across_replicas() {
+    // A /27: 29 addresses to hand out, so 24 services allocated at random by two replicas
+    // would almost surely collide without the reservations.
+    let small = |c: &mut mainstay_apiserver::Config| {
+        c.service_cluster_ip_range = ([10, 0, 0, 0].into(), 27);
+    };
+    let env = Env::start_with(small).await;
+    let b = Server::start_with(&env.cluster, small).await;
+    let on_a: Api<Service> = Api::default_namespaced(env.client.clone());
+    let on_b: Api<Service> = Api::default_namespaced(b.client());
+
+    let creates = (0..24).map(|i| {
+        let api = if i % 2 == 0 {
+            on_a.clone()
+        } else {
+            on_b.clone()
+        };
+        async move {
+            api.create(&PostParams::default(), &service(&format!("s{i}"), true))
+                .await
+                .unwrap_or_else(|e| panic!("create s{i}: {e:?}"))
+        }
+    });
+    let made = within("24 concurrent creates", futures::future::join_all(creates)).await;
+    let ips: BTreeSet<String> = made
+        .iter()
+        .map(|s| s.spec.as_ref().unwrap().cluster_ip.clone().unwrap())
+        .collect();
+    assert_eq!(ips.len(), 24, "cluster IPs handed out twice: {made:#?}");
+    assert!(
+        ips.iter()
+            .all(|ip| ip.starts_with("10.0.0.") && ip != "10.0.0.1"),
+        "{ips:?}"
+    );
+    let ports: BTreeSet<i32> = made
+        .iter()
+        .map(|s| {
+            s.spec.as_ref().unwrap().ports.as_ref().unwrap()[0]
+                .node_port
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(ports.len(), 24, "node ports handed out twice");
+    assert!(
+        ports.iter().all(|p| (30000..=32767).contains(p)),
+        "{ports:?}"
+    );
+
+    // Asking for a taken address, through the other replica.
+    let s0 = &made[0];
+    let ip0 = s0.spec.as_ref().unwrap().cluster_ip.clone().unwrap();
+    let mut copy = service("copy", false);
+    copy.spec.as_mut().unwrap().cluster_ip = Some(ip0.clone());
+    let e = api_error(on_b.create(&PostParams::default(), &copy).await);
+    assert_eq!((e.code, e.reason.as_str()), (422, "Invalid"), "{e:?}");
+    assert_eq!(
+        e.message,
+        format!("Service \"copy\" is invalid: spec.clusterIPs: Invalid value: []string{{\"{ip0}\"}}: failed to allocate IP {ip0}: provided IP is already allocated")
+    );
+    let port0 = s0.spec.as_ref().unwrap().ports.as_ref().unwrap()[0]
+        .node_port
+        .unwrap();
+    let mut copy = service("copy", true);
+    copy.spec.as_mut().unwrap().ports.as_mut().unwrap()[0].node_port = Some(port0);
+    let e = api_error(on_a.create(&PostParams::default(), &copy).await);
+    assert_eq!(
+        e.message,
+        format!("Service \"copy\" is invalid: spec.ports[0].nodePort: Invalid value: {port0}: provided port is already allocated")
+    );
+    let mut outside = service("outside", false);
+    outside.spec.as_mut().unwrap().cluster_ip = Some("10.1.0.5".into());
+    let e = api_error(on_a.create(&PostParams::default(), &outside).await);
+    assert_eq!(
+        e.message,
+        "Service \"outside\" is invalid: spec.clusterIPs: Invalid value: []string{\"10.1.0.5\"}: failed to allocate IP 10.1.0.5: provided IP is not in the valid range. The range of valid IPs is 10.0.0.0/27"
+    );
+
+    // A replace that leaves the addresses out keeps them.
+    let mut replaced = service("s0", true);
+    replaced.metadata.resource_version = s0.metadata.resource_version.clone();
+    let kept = on_b
+        .replace("s0", &PostParams::default(), &replaced)
+        .await
+        .unwrap();
+    let spec = kept.spec.unwrap();
+    assert_eq!(spec.cluster_ip.as_deref(), Some(ip0.as_str()));
+    assert_eq!(spec.ports.unwrap()[0].node_port, Some(port0));
+
+    // Deleting s0 frees both: a new service may ask for them.
+    on_a.delete("s0", &DeleteParams::default()).await.unwrap();
+    let mut again = service("again", true);
+    again.spec.as_mut().unwrap().cluster_ip = Some(ip0.clone());
+    again.spec.as_mut().unwrap().ports.as_mut().unwrap()[0].node_port = Some(port0);
+    let got = on_b.create(&PostParams::default(), &again).await.unwrap();
+    assert_eq!(got.spec.unwrap().cluster_ip, Some(ip0));
 }

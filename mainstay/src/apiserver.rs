@@ -46,6 +46,12 @@ pub struct ApiserverArgs {
     /// ClusterIP range for services (IPv4 CIDR).
     #[arg(long, default_value = "10.96.0.0/12")]
     service_cluster_ip_range: String,
+    /// Read-only requests served at once; more get 429 (watches are not counted; 0 = no limit).
+    #[arg(long, default_value_t = 400)]
+    max_requests_inflight: usize,
+    /// Mutating requests served at once; more get 429 (0 = no limit).
+    #[arg(long, default_value_t = 200)]
+    max_mutating_requests_inflight: usize,
 }
 
 /// Parses a Go duration (`5m0s`, `1h`, `300ms`, `0`).
@@ -128,6 +134,8 @@ impl ApiserverArgs {
             watch_cache: self.watch_cache,
             event_ttl: parse_go_duration(&self.event_ttl)?,
             service_cluster_ip_range: parse_cidr(&self.service_cluster_ip_range)?,
+            max_requests_inflight: self.max_requests_inflight,
+            max_mutating_requests_inflight: self.max_mutating_requests_inflight,
         })
     }
 }
