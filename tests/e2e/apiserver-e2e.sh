@@ -8,7 +8,7 @@
 #   tests/e2e/apiserver-e2e.sh MAINSTAY_BIN
 #
 # Environment: E2E_OUT_DIR keeps logs there (otherwise a temp dir, kept on failure);
-# ETCD_BIN (default etcd); E2E_DEV_PORT (default 25379), E2E_API_PORT (default 25443),
+# ETCD_BIN (default etcd); E2E_DEV_PORT (default 2579), E2E_API_PORT (default 25443),
 # E2E_ETCD_PORT (default 24379), E2E_ETCD_API_PORT (default 24443).
 set -u
 set -o pipefail
@@ -17,7 +17,9 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 [ $# -eq 1 ] || { echo "usage: $0 MAINSTAY_BIN" >&2; exit 2; }
 BIN=$1
 ETCD_BIN=${ETCD_BIN:-etcd}
-DEV_PORT=${E2E_DEV_PORT:-25379}
+# `mainstay dev` puts its members on this port, +20000 and +30000 (peers one up): all must stay
+# below the kernel's ephemeral range (32768 and up), where an outgoing connection may hold them.
+DEV_PORT=${E2E_DEV_PORT:-2579}
 API_PORT=${E2E_API_PORT:-25443}
 ETCD_PORT=${E2E_ETCD_PORT:-24379}
 ETCD_API_PORT=${E2E_ETCD_API_PORT:-24443}
