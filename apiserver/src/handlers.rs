@@ -439,7 +439,7 @@ impl Filter {
 pub async fn handle(State(app): State<Arc<App>>, req: Request) -> Response {
     let started = Instant::now();
     let path = req.uri().path().to_string();
-    let is_watch = flag(&parse_query(req.uri().query()), "watch");
+    let is_watch = req.method() == Method::GET && flag(&parse_query(req.uri().query()), "watch");
     let public = crate::PUBLIC_PATHS.contains(&path.as_str());
     let (resp, labels) = match app.authenticate(req.headers()) {
         Err(e) if !public => (error_response(&e), None),
@@ -1306,15 +1306,17 @@ async fn insert_new(
         body,
         warnings: std::mem::take(warnings),
     };
-    let is_service = t.r.group.is_empty() && t.r.plural == "services";
+    // A service's addresses as the client sent them; each try allocates the rest afresh.
+    let unallocated = t.r.is_service().then(|| obj.clone());
     let requested = app.storage.reservations(t.r, &obj);
     let mut taken: Vec<String> = Vec::new();
     let name = objects::meta_str(&obj, "name").unwrap_or("").to_string();
     let key = app.storage.key(t.r, t.ns(), &name);
     const ALLOCATION_TRIES: usize = 8;
+    let mut obj = obj;
     for _ in 0..ALLOCATION_TRIES {
-        let mut obj = obj.clone();
-        if is_service {
+        if let Some(unallocated) = &unallocated {
+            obj = unallocated.clone();
             app.allocate_service_addresses(&mut obj, &taken)?;
         }
         if dry_run {
@@ -1487,7 +1489,7 @@ fn carry_over(t: &Target, old: &Value, new: &mut Value, status_write: bool) {
             }
         }
     }
-    if t.r.group.is_empty() && t.r.plural == "services" {
+    if t.r.is_service() {
         keep_allocated_values(old, new);
     }
     if t.r.plural == "namespaces" {
@@ -1610,7 +1612,9 @@ where
         }
         carry_over(t, &current.object, &mut new, status_write);
         let mut new = finish_object(t, new, opts.validation, warnings)?;
-        if t.r.group.is_empty() && t.r.plural == "services" && !status_write {
+        // Addresses the client's object names; any others are allocated here.
+        let requested = app.storage.reservations(t.r, &new);
+        if t.r.is_service() && !status_write {
             // A service turned NodePort, or away from ExternalName, gets what it now needs.
             app.allocate_service_addresses(&mut new, &[])?;
         }
@@ -1646,12 +1650,18 @@ where
                 warnings: std::mem::take(warnings),
             });
         }
-        // Removing the last finalizer of an object being deleted deletes it.
+        // Removing the last finalizer of an object being deleted deletes it, unless a grace
+        // period is still running (a pod waiting for its kubelet): kube's ShouldDeleteDuringUpdate.
         let finalizers_done = new.pointer("/metadata/deletionTimestamp").is_some()
             && new
                 .pointer("/metadata/finalizers")
                 .and_then(Value::as_array)
-                .is_none_or(|f| f.is_empty());
+                .is_none_or(|f| f.is_empty())
+            && current
+                .object
+                .pointer("/metadata/deletionGracePeriodSeconds")
+                .and_then(Value::as_i64)
+                .is_none_or(|g| g == 0);
         let held = app.storage.reservations(t.r, &current.object);
         let outcome = if finalizers_done {
             app.storage
@@ -1690,9 +1700,11 @@ where
                 return Err(ApiError::conflict(t.r, t.name()))
             }
             WriteOutcome::Mismatch { .. } => continue,
-            WriteOutcome::Taken { reservation } => {
+            WriteOutcome::Taken { reservation } if requested.contains(&reservation) => {
                 return Err(reservation_taken(t.r, t.name(), &reservation, &new))
             }
+            // One allocated here was taken meanwhile: read again and allocate again.
+            WriteOutcome::Taken { .. } => continue,
         }
     }
     Err(ApiError::conflict(t.r, t.name()))
@@ -2034,7 +2046,12 @@ pub(crate) async fn delete_one(
         }
         if finalizers || graceful || namespace {
             if cur.object.pointer("/metadata/deletionTimestamp").is_some() {
-                return Ok(cur.object); // already being deleted
+                // Already being deleted. A namespace's finalization is started again: the
+                // replica that started it may have died.
+                if namespace {
+                    tokio::spawn(app.clone().finalize_namespace(name.to_string()));
+                }
+                return Ok(cur.object);
             }
             let mut new = cur.object.clone();
             let grace = if graceful {

@@ -30,7 +30,7 @@ pub mod tls;
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ::http::HeaderMap;
@@ -140,7 +140,6 @@ pub struct App {
     caches: HashMap<(&'static str, &'static str), Arc<Cacher>>,
     tokens: Option<HashMap<String, User>>,
     event_lease: tokio::sync::Mutex<Option<(i64, Instant)>>,
-    ip_lock: Mutex<()>,
 }
 
 pub fn version_info() -> Value {
@@ -257,7 +256,7 @@ impl App {
 
     /// Every service this replica's watch cache holds (none without a cache).
     fn cached_services(&self) -> Vec<Arc<Value>> {
-        let svc = resources::find("", "v1", "services").expect("services is served");
+        let svc = svc_info();
         match self.cache(svc) {
             Some(c) => c.snapshot(&self.storage.resource_prefix(svc)).0,
             None => Vec::new(),
@@ -274,7 +273,6 @@ impl App {
         svc: &mut Value,
         taken: &[String],
     ) -> Result<(), ApiError> {
-        let _g = self.ip_lock.lock().unwrap_or_else(|p| p.into_inner());
         let cached = self.cached_services();
         self.allocate_node_ports(svc, &cached, taken)?;
         self.allocate_cluster_ip(svc, &cached, taken)
@@ -468,7 +466,7 @@ impl App {
                 .create(&self.storage.key(nsr, None, ns), &obj, None, &[])
                 .await?;
         }
-        let svc = resources::find("", "v1", "services").expect("services");
+        let svc = svc_info();
         let (base, _) = self.config.service_cluster_ip_range;
         let ip = std::net::Ipv4Addr::from(u32::from(base) + 1).to_string();
         let mut obj = json!({
@@ -582,7 +580,6 @@ pub async fn build(config: Config) -> Result<Arc<App>, ServeError> {
         caches,
         tokens,
         event_lease: tokio::sync::Mutex::new(None),
-        ip_lock: Mutex::new(()),
     });
     // The store may still be electing a leader: retry bootstrap for a while.
     let mut tries = 0;

@@ -59,6 +59,11 @@ const NAMESPACE_VERBS: &[&str] = &[
 ];
 
 impl ResourceInfo {
+    /// Core v1 services: the resource that holds cluster IPs and node ports.
+    pub fn is_service(&self) -> bool {
+        self.group.is_empty() && self.plural == "services"
+    }
+
     /// The verbs discovery advertises and the handlers accept.
     pub fn verbs(&self) -> &'static [&'static str] {
         if self.plural == "namespaces" {

@@ -214,7 +214,7 @@ impl Storage {
     /// allocate at the same time cannot hand out one address twice (kube keeps a bitmap object
     /// under `ranges/` for the same purpose).
     pub fn reservations(&self, r: &ResourceInfo, object: &Value) -> Vec<String> {
-        if !r.group.is_empty() || r.plural != "services" {
+        if !r.is_service() {
             return Vec::new();
         }
         let mut keys = Vec::new();

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio_rustls::rustls;
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt as _;
@@ -19,6 +19,15 @@ pub const CLIENT_CERT_USER_HEADER: &str = "x-mainstay-client-cert-user";
 
 /// A TLS handshake that takes longer is dropped (a slow client cannot hold a task forever).
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// A request's headers must arrive within this (HTTP/1; a slow client cannot hold a connection
+/// by trickling them).
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// Streams (requests and watches) at once on one HTTP/2 connection: Go's server default, which
+/// kube-apiserver keeps.
+const HTTP2_STREAMS_MAX: u32 = 250;
+/// HTTP/2 connections are pinged when idle this long, and closed when a ping goes unanswered.
+const HTTP2_KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(30);
+const HTTP2_KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(20);
 /// Connections served at once, plain or TLS; further accepts wait.
 const CONNECTIONS_MAX: usize = 4096;
 
@@ -138,7 +147,16 @@ where
             }
             router.clone().oneshot(req.map(axum::body::Body::new))
         });
-    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-        .serve_connection_with_upgrades(io, service)
-        .await;
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(HTTP2_STREAMS_MAX)
+        .keep_alive_interval(HTTP2_KEEP_ALIVE_INTERVAL)
+        .keep_alive_timeout(HTTP2_KEEP_ALIVE_TIMEOUT);
+    let _ = builder.serve_connection_with_upgrades(io, service).await;
 }

@@ -476,6 +476,36 @@ async fn status_scale_and_binding_subresources() {
         .await;
     let e = api_error(r);
     assert_eq!(e.code, 409, "a bound pod cannot be bound again: {e:?}");
+
+    // A bound pod deleted with a grace period waits for its kubelet: it is marked, not removed,
+    // and a status update during the grace period (what a kubelet sends) does not remove it.
+    pods.delete("p", &DeleteParams::default()).await.unwrap();
+    let marked = pods
+        .get("p")
+        .await
+        .expect("still there during its grace period");
+    assert!(marked.metadata.deletion_timestamp.is_some());
+    assert_eq!(marked.metadata.deletion_grace_period_seconds, Some(30));
+    let mut status = marked.clone();
+    status.status.get_or_insert_with(Default::default).phase = Some("Running".into());
+    pods.replace_status("p", &pp, serde_json::to_vec(&status).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        pods.get("p")
+            .await
+            .unwrap()
+            .status
+            .unwrap()
+            .phase
+            .as_deref(),
+        Some("Running")
+    );
+    // The kubelet's final delete with grace 0 removes it.
+    pods.delete("p", &DeleteParams::default().grace_period(0))
+        .await
+        .unwrap();
+    assert!(pods.get_opt("p").await.unwrap().is_none());
 }
 
 // ---------------------------------------------------------------------------------------------

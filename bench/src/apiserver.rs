@@ -1,6 +1,6 @@
 //! The benchmark through the apiserver: one `mainstay apiserver` on each cluster (a 3-member
 //! Mainstay cluster and a 3-member etcd cluster), and the same pod workload against both, phase by
-//! phase, alternating (Mainstay, etcd, Mainstay, ...).
+//! phase; Mainstay goes first in odd rounds and etcd in even ones.
 //!
 //! Per round, in one namespace:
 //! 1. create N pods (~1.5 KB each) with C closed-loop clients;
@@ -111,8 +111,13 @@ impl Slo {
     }
 
     /// Whether `stats` meets the SLO: `None` when there is no SLO or no sample to judge.
+    /// Met when the p99 of the calls is within the threshold and none failed (a failed call
+    /// has no latency to count, so it fails the SLO outright).
     pub fn verdict(self, stats: &OpStats) -> Option<bool> {
         let threshold = self.threshold_ms()?;
+        if stats.errors > 0 {
+            return Some(false);
+        }
         (stats.latency.samples > 0).then_some(stats.latency.p99_ms <= threshold)
     }
 
@@ -303,7 +308,7 @@ fn operations(o: &ApiOptions) -> Vec<(String, Slo, bool)> {
 }
 
 /// Runs the benchmark: a cluster and an apiserver per system, then `rounds` rounds of the
-/// workload, each phase on Mainstay then on etcd.
+/// workload, each phase on both systems (Mainstay first in odd rounds, etcd first in even ones).
 pub async fn run(opts: &harness::Options, api: &ApiOptions) -> Result<ApiserverResults, Error> {
     let rounds = opts.rounds.max(1);
     let mut targets = Vec::new();
@@ -327,7 +332,12 @@ pub async fn run(opts: &harness::Options, api: &ApiOptions) -> Result<ApiserverR
     for round in 1..=rounds {
         let mut per_system: BTreeMap<System, Vec<Tally>> = BTreeMap::new();
         for phase in Phase::ALL {
-            for target in &targets {
+            let order: Vec<&Target> = if round % 2 == 1 {
+                targets.iter().collect()
+            } else {
+                targets.iter().rev().collect()
+            };
+            for target in order {
                 let tallies = target.phase(phase, round, api).await;
                 for t in &tallies {
                     log_phase(
@@ -878,9 +888,15 @@ impl Target {
                 )
                 .await
                 .and_then(|(took, body)| {
-                    serde_json::from_slice::<ListBody>(&body)
-                        .map(|_| took)
-                        .map_err(|e| format!("GET {path}?resourceVersion=0: {e}"))
+                    let list = serde_json::from_slice::<ListBody>(&body)
+                        .map_err(|e| format!("GET {path}?resourceVersion=0: {e}"))?;
+                    // The cache must hold every pod: an empty or stale one answers fast.
+                    match list.items.len() as u64 {
+                        n if n == expected => Ok(took),
+                        n => Err(format!(
+                            "GET {path}?resourceVersion=0 listed {n} pods, expected {expected}"
+                        )),
+                    }
                 });
             match answer {
                 Ok(took) => cached.ok(took),
@@ -999,9 +1015,8 @@ impl Target {
                 }
             }
         }
-        for e in std::mem::take(&mut *watch_errors.lock().unwrap_or_else(|e| e.into_inner())) {
-            delays.error(e);
-        }
+        // Every watch error counts; the tally keeps a few messages as samples.
+        delays.merge(&watch_errors.lock().unwrap_or_else(|e| e.into_inner()));
         delays.elapsed = patches.elapsed;
         from_send.elapsed = patches.elapsed;
         [patches, delays, from_send]
@@ -1038,7 +1053,7 @@ impl Target {
             return Err(format!("GET {watch_path}: {}", response.status()));
         }
         let arrivals: Arc<Mutex<HashMap<i64, Instant>>> = Arc::default();
-        let errors: Arc<Mutex<Vec<String>>> = Arc::default();
+        let errors: Arc<Mutex<Tally>> = Arc::default();
         let stop = Arc::new(AtomicBool::new(false));
         // Bounded: a few times the events the benchmark causes.
         let cap = (expected as usize).saturating_mul(4).max(1024);
@@ -1048,10 +1063,7 @@ impl Target {
                 let mut body = response.into_body();
                 let mut buffer: Vec<u8> = Vec::new();
                 let record_error = |e: String| {
-                    let mut errors = errors.lock().unwrap_or_else(|e| e.into_inner());
-                    if errors.len() < ERROR_SAMPLES {
-                        errors.push(e);
-                    }
+                    errors.lock().unwrap_or_else(|e| e.into_inner()).error(e);
                 };
                 while !stop.load(Ordering::Relaxed) {
                     let frame = match body.frame().await {
@@ -1098,7 +1110,7 @@ impl Target {
 
 struct WatchHandle {
     arrivals: Arc<Mutex<HashMap<i64, Instant>>>,
-    errors: Arc<Mutex<Vec<String>>>,
+    errors: Arc<Mutex<Tally>>,
     stop: Arc<AtomicBool>,
     task: tokio::task::JoinHandle<()>,
 }

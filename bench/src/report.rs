@@ -314,7 +314,8 @@ pub fn apiserver_markdown(api: &ApiserverResults) -> String {
         out,
         "### Through the apiserver\n\nOne `mainstay apiserver` per system (plain HTTP on \
          loopback, watch cache on) in front of its 3-member cluster; the same pod workload on \
-         both, each phase on Mainstay then on etcd, {} round(s). Per round: create {} pods \
+         both, each phase on both (Mainstay first in odd rounds, etcd first in even ones), \
+         {} round(s). Per round: create {} pods \
          (~1.5 KB) with {} closed-loop clients, get each, list all of them {} times paginated \
          (`limit={}`) and {} times with `resourceVersion=0`, patch {} of them at {}/s while a \
          watch on the namespace reports them (delay to each event from the patch's response, \
@@ -626,7 +627,8 @@ mod tests {
             "no workload table without workloads"
         );
         assert!(
-            md.contains("| create pod | 2.00 | 8.00 | 4.00 | 16.0 | 0.50 | 100 | 100 | 0/1 | p99 ≤ 1 s | ✅ | ✅ |"),
+            // etcd's one failed create fails its SLO, however fast the rest were.
+            md.contains("| create pod | 2.00 | 8.00 | 4.00 | 16.0 | 0.50 | 100 | 100 | 0/1 | p99 ≤ 1 s | ✅ | ❌ |"),
             "{md}"
         );
         assert!(md.contains("| get pod | 1.00 | 3.00 | 1.00 | 1500 | 0.00 | 100 | 100 | 0/0 | p99 ≤ 1 s | ✅ | ❌ |"), "{md}");

@@ -56,7 +56,8 @@ run_suite() { # run_suite LABEL KUBECONFIG [CONTEXT]
         KUBECONFIG=$kc_used kubectl config use-context "$ctx" >/dev/null
     fi
     log "kubectl suite: $label"
-    if "$HERE/kubectl.sh" "$kc_used" >"$OUT/$label.out" 2>&1; then
+    # Bounded: the suite's own checks take about 20 s; a hung server must not hold CI.
+    if timeout 600 "$HERE/kubectl.sh" "$kc_used" >"$OUT/$label.out" 2>&1; then
         log "PASS $label ($(grep -c '^ok' "$OUT/$label.out" || true) checks)"
     else
         failed=1
@@ -71,7 +72,7 @@ log "starting mainstay dev (members on :$DEV_PORT.., apiservers on :$API_PORT, :
     >"$OUT/dev.out" 2>&1 &
 pids+=($!)
 KC="$OUT/dev/kubeconfig"
-if ! wait_for 90 env KUBECONFIG="$KC" kubectl get ns default; then
+if ! wait_for 90 env KUBECONFIG="$KC" kubectl --request-timeout=5s get ns default; then
     failed=1
     log "mainstay dev did not serve kubectl within 90 s"; tail -20 "$OUT/dev.out" >&2
     exit 1
@@ -100,7 +101,12 @@ done
 KC2="$OUT/etcd.kubeconfig"
 sed -e "s#https://127.0.0.1:$API_PORT#https://127.0.0.1:$ETCD_API_PORT#" \
     -e "s#https://127.0.0.1:$((API_PORT + 1))#https://127.0.0.1:$((ETCD_API_PORT + 1))#" "$KC" >"$KC2"
-if ! wait_for 60 env KUBECONFIG="$KC2" kubectl get ns default; then
+# The etcd suites must reach the etcd apiservers, not mainstay dev's (which still run).
+servers=$(KUBECONFIG=$KC2 kubectl config view -o jsonpath='{.clusters[*].cluster.server}')
+if [ "$servers" != "https://127.0.0.1:$ETCD_API_PORT https://127.0.0.1:$((ETCD_API_PORT + 1))" ]; then
+    failed=1; log "FAIL the etcd kubeconfig names $servers"; exit 1
+fi
+if ! wait_for 60 env KUBECONFIG="$KC2" kubectl --request-timeout=5s get ns default; then
     failed=1
     log "apiserver on etcd did not serve kubectl within 60 s"; tail -20 "$OUT/etcd-apiserver-1.log" >&2
     exit 1
@@ -111,7 +117,7 @@ run_suite etcd-replica2 "$KC2" mainstay-dev-2
 # Unauthenticated and wrong-token requests are refused on both.
 for kc in "$KC" "$KC2"; do
     server=$(KUBECONFIG=$kc kubectl config view --raw -o jsonpath='{.clusters[0].cluster.server}')
-    if out=$(kubectl --server "$server" --insecure-skip-tls-verify --token wrong get ns 2>&1); then
+    if out=$(kubectl --server "$server" --insecure-skip-tls-verify --token wrong --request-timeout=10s get ns 2>&1); then
         failed=1; log "FAIL a wrong token was accepted by $server"
     elif ! grep -q "Unauthorized" <<<"$out"; then
         failed=1; log "FAIL wrong token on $server: $out"
