@@ -8,5 +8,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/mainstay-target}"
 scripts/setup.sh
-cargo build --release --bin mainstay
+scripts/build.sh
 exec "$CARGO_TARGET_DIR/release/mainstay" bench "$@"

@@ -18,7 +18,7 @@ if ! docker compose version >/dev/null 2>&1 && ! command -v docker-compose >/dev
   $sudo_cmd apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends docker-compose
 fi
-cargo build --release --bin mainstay
+scripts/build.sh
 bin="$CARGO_TARGET_DIR/release/mainstay"
 
 stage="$(mktemp -d)"

@@ -7,6 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/mainstay-target}"
 scripts/setup.sh
-# One profile (release) serves tests, benchmarks and this, so RocksDB is compiled once.
-cargo build --release --bin mainstay
+# One build (scripts/build.sh, release profile) serves tests, benchmarks and this, so each crate is
+# compiled once.
+scripts/build.sh
 exec "$CARGO_TARGET_DIR/release/mainstay" dev "$@"

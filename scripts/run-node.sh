@@ -5,8 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/mainstay-target}"
 scripts/setup.sh
-# One profile (release) serves tests, benchmarks and this, so RocksDB is compiled once.
-cargo build --release --bin mainstay
+# One build (scripts/build.sh, release profile) serves tests, benchmarks and this.
+scripts/build.sh
 echo "mainstay: try   etcdctl --endpoints http://127.0.0.1:2379 put foo bar" >&2
 exec "$CARGO_TARGET_DIR/release/mainstay" store --name node1 --data-dir mainstay-data \
   --listen-client-urls http://127.0.0.1:2379 --advertise-client-urls http://127.0.0.1:2379 \

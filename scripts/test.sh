@@ -11,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/mainstay-target}"
 scripts/setup.sh
-cargo build --release --bin mainstay
+scripts/build.sh
 cargo test --release --workspace
 cargo test --release --workspace --bench hot_paths
 tests/e2e/compare-with-etcd.sh "$CARGO_TARGET_DIR/release/mainstay"

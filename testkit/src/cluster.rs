@@ -91,7 +91,7 @@ fn mainstay_binary() -> PathBuf {
     };
     assert!(
         path.exists(),
-        "the mainstay binary {} does not exist: build it (cargo build --release --bin mainstay) or set \
+        "the mainstay binary {} does not exist: build it (scripts/build.sh) or set \
          MAINSTAY_BIN, or run against etcd with MAINSTAY_TEST_TARGET=etcd",
         path.display()
     );
