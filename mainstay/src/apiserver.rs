@@ -146,7 +146,7 @@ pub async fn run(args: ApiserverArgs) -> anyhow::Result<()> {
     // Stateless: on SIGTERM/Ctrl-C it simply stops; clients retry on another replica.
     tokio::select! {
         r = mainstay_apiserver::serve(app) => r?,
-        _ = crate::shutdown_signal() => {}
+        _ = crate::signal::shutdown() => {}
     }
     Ok(())
 }

@@ -20,6 +20,7 @@ mod apiserver;
 mod bench;
 mod chaos;
 mod dev;
+mod signal;
 
 #[derive(Parser)]
 #[command(
@@ -231,16 +232,6 @@ impl StoreArgs {
     }
 }
 
-async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
-    tracing::info!("shutting down");
-}
-
 async fn run_store(args: StoreArgs) -> anyhow::Result<()> {
     let (config, listen) = args.into_config()?;
     tracing::info!(name = %config.name, data_dir = %config.data_dir.display(), "starting store member");
@@ -251,7 +242,7 @@ async fn run_store(args: StoreArgs) -> anyhow::Result<()> {
         revision = node.store.current_revision(),
         "store opened"
     );
-    mainstay_server::serve(node, &listen, shutdown_signal()).await?;
+    mainstay_server::serve(node, &listen, signal::shutdown()).await?;
     Ok(())
 }
 
