@@ -9,47 +9,49 @@
 //! It must not depend on `mainstay-store`, `-raft` or `-server`: it reaches the store only through
 //! the etcd v3 API (the `etcd-client` crate), so every replica is stateless and the same binary
 //! runs on real etcd. Kubernetes' JSON types (k8s-openapi) stay inside this crate.
+//!
+//! # Layout
+//! - `http/`: connections (TLS), authentication, in-flight budgets, metrics, the router, and
+//!   the request plumbing every resource request goes through (`RequestInfo`, media types).
+//! - `handlers/`: one file per REST verb, plus discovery and OpenAPI.
+//! - `registry/`: what a write means: the generic store (create, update loop, delete), the
+//!   per-kind strategy, the Scale view, `kinds/` with behaviour of their own, Table printers.
+//! - `machinery/`: pure functions over `serde_json::Value` (metadata, name syntax, selectors,
+//!   patches, server-side apply, protobuf); no I/O, no HTTP types, nothing else of this crate.
+//! - `storage/`: the etcd layout (keys, CAS transactions, pages), the watch cache, compaction.
+//! - `resources.rs` (the served resources) and `error.rs` (`ApiError` → `Status`) are shared.
+//!
+//! The one-way rule: `http → handlers → registry → storage`. A layer uses the layers below it,
+//! and every layer may use `machinery`, `resources` and `error`; nothing points upward. `App`
+//! (this file) is the shared context every layer is handed. (`http::request_info` and
+//! `http::negotiate` are the plumbing `handlers` read, as kube's handlers read RequestInfo;
+//! they use nothing above them.)
 
-pub mod apply;
-pub mod cache;
-pub mod discovery;
-pub mod error;
-pub mod handlers;
-pub mod inflight;
-pub mod metrics;
-pub mod objects;
-pub mod openapi;
-pub mod patch;
-pub mod protobuf;
-pub mod resources;
-pub mod selectors;
-pub mod storage;
-pub mod table;
-pub mod tls;
+mod bootstrap;
+mod error;
+mod handlers;
+mod http;
+mod machinery;
+mod registry;
+mod resources;
+mod storage;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ::http::HeaderMap;
 use serde_json::{json, Value};
 
-use crate::cache::Cacher;
-use crate::error::{ApiError, Cause};
+use crate::error::ApiError;
+use crate::http::{authn, inflight, metrics, tls};
 use crate::resources::{ResourceInfo, RESOURCES};
-use crate::storage::{Storage, WriteOutcome};
-
-/// Paths served without authentication (kube-apiserver's `system:public-info-viewer`).
-pub const PUBLIC_PATHS: &[&str] = &["/healthz", "/livez", "/readyz", "/version"];
+use crate::storage::cacher::Cacher;
+use crate::storage::etcd::Storage;
 
 /// The Kubernetes version this server speaks.
 pub const KUBE_VERSION: (&str, &str) = ("1", "32");
-
-/// Namespaces that exist from the start, as in every Kubernetes cluster.
-pub const SYSTEM_NAMESPACES: &[&str] =
-    &["default", "kube-system", "kube-public", "kube-node-lease"];
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -112,33 +114,13 @@ pub enum ServeError {
     Bootstrap(ApiError),
 }
 
-/// A user known from the token file or a client certificate.
-#[derive(Debug, Clone)]
-pub struct User {
-    pub name: String,
-    pub groups: Vec<String>,
-}
-
-/// kube's default `--service-node-port-range`.
-pub const NODE_PORTS: std::ops::RangeInclusive<u64> = 30000..=32767;
-
-fn svc_info() -> &'static ResourceInfo {
-    resources::find("", "v1", "services").expect("services is served")
-}
-
-fn svc_name(svc: &Value) -> &str {
-    svc.pointer("/metadata/name")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-}
-
 pub struct App {
     pub storage: Storage,
     pub config: Config,
     pub metrics: metrics::Metrics,
     pub inflight: inflight::Limits,
     caches: HashMap<(&'static str, &'static str), Arc<Cacher>>,
-    tokens: Option<HashMap<String, User>>,
+    tokens: Option<HashMap<String, authn::User>>,
     event_lease: tokio::sync::Mutex<Option<(i64, Instant)>>,
 }
 
@@ -156,81 +138,9 @@ pub fn version_info() -> Value {
     })
 }
 
-/// Reads a kube-apiserver token file: `token,user,uid[,"g1,g2"]`.
-pub fn parse_token_file(text: &str) -> Result<HashMap<String, User>, String> {
-    let mut out = HashMap::new();
-    for (n, line) in text.lines().enumerate() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let mut fields = Vec::new();
-        let mut cur = String::new();
-        let mut quoted = false;
-        for c in line.chars() {
-            match c {
-                '"' => quoted = !quoted,
-                ',' if !quoted => fields.push(std::mem::take(&mut cur)),
-                c => cur.push(c),
-            }
-        }
-        fields.push(cur);
-        if fields.len() < 3 || fields[0].is_empty() || fields[1].is_empty() {
-            return Err(format!(
-                "token file line {}: want token,user,uid[,groups]",
-                n + 1
-            ));
-        }
-        let groups = fields
-            .get(3)
-            .map(|g| {
-                g.split(',')
-                    .map(|s| s.trim().to_string())
-                    .filter(|s| !s.is_empty())
-                    .collect()
-            })
-            .unwrap_or_default();
-        out.insert(
-            fields[0].clone(),
-            User {
-                name: fields[1].clone(),
-                groups,
-            },
-        );
-    }
-    Ok(out)
-}
-
 impl App {
     pub fn cache(&self, r: &ResourceInfo) -> Option<&Arc<Cacher>> {
         self.caches.get(&(r.group, r.plural))
-    }
-
-    /// Checks the bearer token when a token file is configured. Requests that arrived with a
-    /// verified client certificate carry `x-mainstay-client-cert-user` set by the TLS layer
-    /// (which strips it from requests).
-    pub fn authenticate(&self, headers: &HeaderMap) -> Result<Option<User>, ApiError> {
-        if let Some(u) = headers
-            .get(tls::CLIENT_CERT_USER_HEADER)
-            .and_then(|v| v.to_str().ok())
-        {
-            return Ok(Some(User {
-                name: u.to_string(),
-                groups: vec![],
-            }));
-        }
-        let Some(tokens) = &self.tokens else {
-            return Ok(None);
-        };
-        let token = headers
-            .get(::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim);
-        match token.and_then(|t| tokens.get(t)) {
-            Some(u) => Ok(Some(u.clone())),
-            None => Err(ApiError::unauthorized()),
-        }
     }
 
     /// Ready while the store answers and every watch cache has filled.
@@ -252,289 +162,6 @@ impl App {
         let id = self.storage.grant_lease(ttl).await?;
         *g = Some((id, Instant::now()));
         Ok(id)
-    }
-
-    /// Every service this replica's watch cache holds (none without a cache).
-    fn cached_services(&self) -> Vec<Arc<Value>> {
-        let svc = svc_info();
-        match self.cache(svc) {
-            Some(c) => c.snapshot(&self.storage.resource_prefix(svc)).0,
-            None => Vec::new(),
-        }
-    }
-
-    /// Gives a service what it did not ask for: a cluster IP from the service range and node
-    /// ports from 30000-32767 (kube's default `--service-node-port-range`), avoiding those this
-    /// replica's cache shows in use and the reservations in `taken` (found held by an earlier
-    /// attempt). What it asked for is checked against the ranges. The reservation keys written
-    /// with the service (`Storage::reservations`) are what makes an address exclusive.
-    pub fn allocate_service_addresses(
-        &self,
-        svc: &mut Value,
-        taken: &[String],
-    ) -> Result<(), ApiError> {
-        let cached = self.cached_services();
-        self.allocate_node_ports(svc, &cached, taken)?;
-        self.allocate_cluster_ip(svc, &cached, taken)
-    }
-
-    fn allocate_cluster_ip(
-        &self,
-        svc: &mut Value,
-        cached: &[Arc<Value>],
-        taken: &[String],
-    ) -> Result<(), ApiError> {
-        let requested = svc
-            .pointer("/spec/clusterIP")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string();
-        if requested == "None"
-            || svc.pointer("/spec/type").and_then(Value::as_str) == Some("ExternalName")
-        {
-            if requested == "None" {
-                svc["spec"]["clusterIPs"] = json!(["None"]);
-            }
-            return Ok(());
-        }
-        let (base, bits) = self.config.service_cluster_ip_range;
-        let size = 1u32 << (32 - bits as u32);
-        let base = u32::from(base);
-        if !requested.is_empty() {
-            let in_range = requested
-                .parse::<std::net::Ipv4Addr>()
-                .is_ok_and(|ip| (u32::from(ip).wrapping_sub(base)) < size);
-            if !in_range {
-                return Err(ApiError::invalid(
-                    svc_info(),
-                    svc_name(svc),
-                    vec![Cause {
-                        reason: "FieldValueInvalid",
-                        field: "spec.clusterIPs".into(),
-                        message: format!(
-                            "Invalid value: []string{{{requested:?}}}: failed to allocate IP {requested}: provided IP is not in the valid range. The range of valid IPs is {}/{bits}",
-                            std::net::Ipv4Addr::from(base)
-                        ),
-                    }],
-                ));
-            }
-            svc["spec"]["clusterIPs"] = json!([requested]);
-            return Ok(());
-        }
-        let mut used: HashSet<String> = cached
-            .iter()
-            .filter_map(|s| {
-                s.pointer("/spec/clusterIP")
-                    .and_then(Value::as_str)
-                    .map(str::to_string)
-            })
-            .collect();
-        used.extend(
-            taken
-                .iter()
-                .filter_map(|k| k.rsplit_once("/serviceips/").map(|(_, ip)| ip.to_string())),
-        );
-        for _ in 0..64 {
-            // .1 is the kubernetes service's; skip the network address.
-            let off = 2 + rand::random::<u32>() % (size - 3);
-            let ip = std::net::Ipv4Addr::from(base + off).to_string();
-            if !used.contains(&ip) {
-                svc["spec"]["clusterIP"] = json!(ip);
-                svc["spec"]["clusterIPs"] = json!([ip]);
-                return Ok(());
-            }
-        }
-        Err(ApiError::internal(
-            "failed to allocate a serviceIP: range is full",
-        ))
-    }
-
-    /// A NodePort or LoadBalancer service's ports without a nodePort get a free one.
-    fn allocate_node_ports(
-        &self,
-        svc: &mut Value,
-        cached: &[Arc<Value>],
-        taken: &[String],
-    ) -> Result<(), ApiError> {
-        let typ = svc.pointer("/spec/type").and_then(Value::as_str);
-        if !matches!(typ, Some("NodePort" | "LoadBalancer")) {
-            return Ok(());
-        }
-        let name = svc_name(svc).to_string();
-        let mut used: HashSet<u64> = cached
-            .iter()
-            .filter_map(|s| s.pointer("/spec/ports").and_then(Value::as_array))
-            .flatten()
-            .filter_map(|p| p.get("nodePort").and_then(Value::as_u64))
-            .collect();
-        used.extend(taken.iter().filter_map(|k| {
-            k.rsplit_once("/servicenodeports/")
-                .and_then(|(_, p)| p.parse::<u64>().ok())
-        }));
-        let Some(ports) = svc.pointer_mut("/spec/ports").and_then(Value::as_array_mut) else {
-            return Ok(());
-        };
-        for (i, p) in ports.iter().enumerate() {
-            if let Some(n) = p.get("nodePort").filter(|n| !n.is_null()) {
-                if !n.as_u64().is_some_and(|n| NODE_PORTS.contains(&n)) {
-                    return Err(ApiError::invalid(
-                        svc_info(),
-                        &name,
-                        vec![Cause::invalid(
-                            format!("spec.ports[{i}].nodePort"),
-                            n,
-                            &format!(
-                                "provided port is not in the valid range. The range of valid ports is {}-{}",
-                                NODE_PORTS.start(),
-                                NODE_PORTS.end()
-                            ),
-                        )],
-                    ));
-                }
-                used.insert(n.as_u64().unwrap_or(0));
-            }
-        }
-        for p in ports.iter_mut().filter(|p| p.is_object()) {
-            if p.get("nodePort").is_some_and(|n| !n.is_null()) {
-                continue;
-            }
-            let span = NODE_PORTS.end() - NODE_PORTS.start() + 1;
-            let port = (0..256)
-                .map(|_| NODE_PORTS.start() + rand::random::<u64>() % span)
-                .find(|port| !used.contains(port))
-                .ok_or_else(|| {
-                    ApiError::internal("failed to allocate a nodePort: range is full")
-                })?;
-            used.insert(port);
-            p["nodePort"] = json!(port);
-        }
-        Ok(())
-    }
-
-    /// Deletes everything in a namespace being deleted, then the namespace (the namespace
-    /// controller's job in Kubernetes, done here until controllers exist).
-    /// (Boxed: it deletes through the same path that starts it.)
-    pub fn finalize_namespace(
-        self: Arc<Self>,
-        ns: String,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
-        Box::pin(async move { self.finalize_namespace_inner(&ns).await })
-    }
-
-    async fn finalize_namespace_inner(self: &Arc<Self>, ns: &str) {
-        for r in RESOURCES.iter().filter(|r| r.namespaced) {
-            let prefix = self.storage.list_prefix(r, Some(ns));
-            let Ok(page) = self
-                .storage
-                .list(&prefix, 0, None, 0, &|_| true, false)
-                .await
-            else {
-                return;
-            };
-            for s in page.items {
-                if let Some(name) = objects::meta_str(&s.object, "name") {
-                    let _ = handlers::delete_one(
-                        self,
-                        r,
-                        Some(ns),
-                        name,
-                        &json!({"gracePeriodSeconds": 0}),
-                        false,
-                    )
-                    .await;
-                }
-            }
-        }
-        let nsr = resources::find("", "v1", "namespaces").expect("namespaces");
-        let key = self.storage.key(nsr, None, ns);
-        if let Ok(Some(cur)) = self.storage.get(&key).await {
-            let _ = self.storage.delete(&key, cur.mod_revision, &[]).await;
-        }
-    }
-
-    /// Creates what every cluster starts with: the system namespaces and the `kubernetes` service.
-    async fn bootstrap(&self) -> Result<(), ApiError> {
-        let nsr = resources::find("", "v1", "namespaces").expect("namespaces");
-        for ns in SYSTEM_NAMESPACES {
-            let mut obj = json!({
-                "apiVersion": "v1", "kind": "Namespace",
-                "metadata": {"name": ns, "uid": objects::new_uid(), "creationTimestamp": objects::now()},
-                "spec": {}, "status": {},
-            });
-            objects::apply_defaults(nsr, &mut obj);
-            self.storage
-                .create(&self.storage.key(nsr, None, ns), &obj, None, &[])
-                .await?;
-        }
-        let svc = svc_info();
-        let (base, _) = self.config.service_cluster_ip_range;
-        let ip = std::net::Ipv4Addr::from(u32::from(base) + 1).to_string();
-        let mut obj = json!({
-            "apiVersion": "v1", "kind": "Service",
-            "metadata": {"name": "kubernetes", "namespace": "default", "uid": objects::new_uid(),
-                "creationTimestamp": objects::now(),
-                "labels": {"component": "apiserver", "provider": "kubernetes"}},
-            "spec": {"clusterIP": ip, "clusterIPs": [ip],
-                "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": self.config.secure_port}]},
-        });
-        objects::apply_defaults(svc, &mut obj);
-        let reserve = self.storage.reservations(svc, &obj);
-        match self
-            .storage
-            .create(
-                &self.storage.key(svc, Some("default"), "kubernetes"),
-                &obj,
-                None,
-                &reserve,
-            )
-            .await?
-        {
-            // Another replica made it first; or an older cluster has it without the reservation,
-            // and it stays: allocation still avoids the addresses the cache shows in use.
-            WriteOutcome::Done { .. }
-            | WriteOutcome::Mismatch { .. }
-            | WriteOutcome::Taken { .. } => Ok(()),
-        }
-    }
-
-    /// Compacts old revisions every interval; replicas take turns through a compare-and-swap
-    /// on `<prefix>/compact_rev_key` (kube-apiserver's scheme), so only one compacts per turn.
-    async fn compactor(self: Arc<Self>) {
-        let interval = self.config.compaction_interval;
-        if interval.is_zero() {
-            return;
-        }
-        let key = format!("{}/compact_rev_key", self.storage.prefix());
-        let mut version = 0i64;
-        let mut last_rev = 0i64;
-        let mut tick = tokio::time::interval(interval);
-        tick.tick().await;
-        loop {
-            tick.tick().await;
-            let Ok(now_rev) = self.storage.current_revision().await else {
-                continue;
-            };
-            match self
-                .storage
-                .swap_raw(&key, version, last_rev.to_string().as_bytes())
-                .await
-            {
-                Ok((won, v)) => {
-                    version = v;
-                    // The winner of a turn compacts what the previous turn saw as current, so
-                    // one interval of history always stays for watches and continue tokens.
-                    if won && last_rev > 0 {
-                        if let Err(e) = self.storage.compact(last_rev).await {
-                            tracing::warn!(error = %e, "compaction failed");
-                        } else {
-                            tracing::info!(revision = last_rev, "compacted");
-                        }
-                    }
-                    last_rev = now_rev;
-                }
-                Err(e) => tracing::warn!(error = %e, "compaction turn failed"),
-            }
-        }
     }
 }
 
@@ -559,7 +186,7 @@ pub async fn build(config: Config) -> Result<Arc<App>, ServeError> {
             let text = std::fs::read_to_string(p).map_err(|e| {
                 ServeError::Config(format!("--token-auth-file {}: {e}", p.display()))
             })?;
-            Some(parse_token_file(&text).map_err(ServeError::Config)?)
+            Some(authn::parse_token_file(&text).map_err(ServeError::Config)?)
         }
         None => None,
     };
@@ -601,12 +228,6 @@ pub async fn build(config: Config) -> Result<Arc<App>, ServeError> {
     Ok(app)
 }
 
-pub fn router(app: Arc<App>) -> axum::Router {
-    axum::Router::new()
-        .fallback(handlers::handle)
-        .with_state(app)
-}
-
 /// Serves the API on `bind_address:secure_port`, over TLS when certificates are configured.
 pub async fn serve(app: Arc<App>) -> Result<(), ServeError> {
     let addr = SocketAddr::new(app.config.bind_address, app.config.secure_port);
@@ -620,7 +241,7 @@ pub async fn serve_on(app: Arc<App>, listener: tokio::net::TcpListener) -> Resul
     let addr = listener
         .local_addr()
         .map_err(|e| ServeError::Config(e.to_string()))?;
-    let router = router(app.clone());
+    let router = http::router(app.clone());
     let acceptor = match (&app.config.tls_cert_file, &app.config.tls_private_key_file) {
         (Some(cert), Some(key)) => {
             let acceptor = tls::acceptor(cert, key, app.config.client_ca_file.as_deref())
@@ -660,37 +281,5 @@ impl App {
             .collect();
         v.sort();
         v
-    }
-}
-
-impl metrics::Metrics {
-    pub fn render(&self, app: &App) -> String {
-        use std::fmt::Write as _;
-        let mut out = self.render_with(&app.cache_stats());
-        out.push_str("# HELP apiserver_current_inflight_requests Number of requests being served now, per in-flight budget (request_kind).\n# TYPE apiserver_current_inflight_requests gauge\n");
-        for kind in [inflight::Kind::ReadOnly, inflight::Kind::Mutating] {
-            let _ = writeln!(
-                out,
-                "apiserver_current_inflight_requests{{request_kind=\"{}\"}} {}",
-                kind.label(),
-                app.inflight.current(kind)
-            );
-        }
-        out
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn token_files_parse_like_kube() {
-        let t =
-            parse_token_file("# comment\nabc,admin,1,\"system:masters,dev\"\nxyz,bob,2\n").unwrap();
-        assert_eq!(t["abc"].name, "admin");
-        assert_eq!(t["abc"].groups, vec!["system:masters", "dev"]);
-        assert!(t["xyz"].groups.is_empty());
-        assert!(parse_token_file("onlytoken\n").is_err());
     }
 }

@@ -230,6 +230,7 @@ pub fn find(group: &str, version: &str, plural: &str) -> Option<&'static Resourc
 }
 
 /// The resource whose objects are of `kind` in `api_version` (`v1`, `apps/v1`).
+#[allow(dead_code)] // unused since the apiserver modules became private; to use or delete
 pub fn find_kind(api_version: &str, kind: &str) -> Option<&'static ResourceInfo> {
     RESOURCES
         .iter()

@@ -63,6 +63,7 @@ pub struct LabelSelector {
 
 impl LabelSelector {
     /// The selector that matches everything (`labels.Everything()`).
+    #[allow(dead_code)] // unused since the apiserver modules became private; to use or delete
     pub fn everything() -> Self {
         LabelSelector {
             requirements: Vec::new(),
@@ -159,11 +160,13 @@ impl LabelSelector {
     }
 
     /// True when the selector restricts nothing (`Selector.Empty()`); `Nothing` is not empty.
+    #[allow(dead_code)] // unused since the apiserver modules became private; to use or delete
     pub fn is_empty(&self) -> bool {
         !self.nothing && self.requirements.is_empty()
     }
 
     /// True for the selector a `null` `metav1.LabelSelector` converts to.
+    #[allow(dead_code)] // unused since the apiserver modules became private; to use or delete
     pub fn is_nothing(&self) -> bool {
         self.nothing
     }
@@ -853,6 +856,7 @@ impl FieldSelector {
     }
 
     /// True when the selector restricts nothing.
+    #[allow(dead_code)] // unused since the apiserver modules became private; to use or delete
     pub fn is_empty(&self) -> bool {
         self.terms.is_empty()
     }

@@ -72,6 +72,7 @@ impl PatchError {
     }
 
     /// Whether this is a malformed-body error (400).
+    #[allow(dead_code)] // unused since the apiserver modules became private; to use or delete
     pub fn is_bad_request(&self) -> bool {
         matches!(self, PatchError::BadRequest(_))
     }

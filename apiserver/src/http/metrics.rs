@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::handlers::RequestLabels;
+use crate::http::request_info::RequestLabels;
 
 /// kube-apiserver's request-duration buckets (seconds).
 const BUCKETS: &[f64] = &[
@@ -159,6 +159,26 @@ impl Metrics {
             let _ = writeln!(
                 out,
                 "apiserver_watch_cache_resource_version{{resource=\"{res}\"}} {rv}"
+            );
+        }
+        out
+    }
+}
+
+impl Metrics {
+    pub fn render(&self, app: &crate::App) -> String {
+        use std::fmt::Write as _;
+        let mut out = self.render_with(&app.cache_stats());
+        out.push_str("# HELP apiserver_current_inflight_requests Number of requests being served now, per in-flight budget (request_kind).\n# TYPE apiserver_current_inflight_requests gauge\n");
+        for kind in [
+            crate::http::inflight::Kind::ReadOnly,
+            crate::http::inflight::Kind::Mutating,
+        ] {
+            let _ = writeln!(
+                out,
+                "apiserver_current_inflight_requests{{request_kind=\"{}\"}} {}",
+                kind.label(),
+                app.inflight.current(kind)
             );
         }
         out

@@ -24,6 +24,7 @@ static SERVER_ADDRESS: OnceLock<String> = OnceLock::new();
 
 /// Sets, once at startup, the `host:port` `GET /api` advertises to clients; later calls are
 /// ignored (returns false) so the document cannot change under running clients.
+#[allow(dead_code)] // unused since the apiserver modules became private; to use or delete
 pub fn set_server_address(address: &str) -> bool {
     SERVER_ADDRESS.set(address.to_string()).is_ok()
 }
@@ -366,6 +367,7 @@ pub fn aggregated(legacy: bool) -> Value {
 }
 
 /// [`aggregated`], serialized once (the hot path: every uncached kubectl run asks for it).
+#[allow(dead_code)] // unused since the apiserver modules became private; to use or delete
 pub fn aggregated_bytes(legacy: bool) -> &'static [u8] {
     static BYTES: OnceLock<[Vec<u8>; 2]> = OnceLock::new();
     let b = BYTES.get_or_init(|| {

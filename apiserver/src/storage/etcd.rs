@@ -208,40 +208,6 @@ impl Storage {
         Ok(resp.header().map(|h| h.revision()).unwrap_or(0))
     }
 
-    /// The reservation keys an object holds while it exists: a service's cluster IPs and node
-    /// ports, `<prefix>/ranges/serviceips/<ip>` and `<prefix>/ranges/servicenodeports/<port>`.
-    /// They are written and removed in the same transaction as the object, so replicas that
-    /// allocate at the same time cannot hand out one address twice (kube keeps a bitmap object
-    /// under `ranges/` for the same purpose).
-    pub fn reservations(&self, r: &ResourceInfo, object: &Value) -> Vec<String> {
-        if !r.is_service() {
-            return Vec::new();
-        }
-        let mut keys = Vec::new();
-        let ips: Vec<&str> = match object.pointer("/spec/clusterIPs").and_then(Value::as_array) {
-            Some(ips) => ips.iter().filter_map(Value::as_str).collect(),
-            None => object
-                .pointer("/spec/clusterIP")
-                .and_then(Value::as_str)
-                .into_iter()
-                .collect(),
-        };
-        for ip in ips {
-            if !ip.is_empty() && ip != "None" {
-                keys.push(format!("{}/ranges/serviceips/{ip}", self.prefix));
-            }
-        }
-        let ports = object.pointer("/spec/ports").and_then(Value::as_array);
-        for port in ports.into_iter().flatten() {
-            if let Some(n) = port.get("nodePort").and_then(Value::as_u64) {
-                keys.push(format!("{}/ranges/servicenodeports/{n}", self.prefix));
-            }
-        }
-        keys.sort();
-        keys.dedup();
-        keys
-    }
-
     /// Creates `key` only if it does not exist (Txn on mod_revision == 0), taking the
     /// reservations `reserve` (which must all be free) in the same transaction.
     pub async fn create(

@@ -1170,6 +1170,7 @@ pub fn v3_document(path: &str) -> Option<(Arc<Vec<u8>>, String)> {
 /// ("mime: unexpected content after media subtype"), so answer with octet-stream.
 pub const V2_PROTOBUF_CONTENT_TYPE: &str = "application/octet-stream";
 /// The media type kubectl's Accept names for the protobuf v2 document.
+#[allow(dead_code)] // unused since the apiserver modules became private; to use or delete
 pub const V2_PROTOBUF_ACCEPT: &str = "application/com.github.proto-openapi.spec.v2@v1.0+protobuf";
 
 /// `GET /openapi/v2`: a valid but empty swagger 2.0 document (`swagger`, `info`, empty `paths`),
@@ -1194,6 +1195,7 @@ pub fn v2_protobuf() -> &'static [u8] {
 }
 
 /// The same empty document as JSON, for clients asking `application/json`.
+#[allow(dead_code)] // unused since the apiserver modules became private; to use or delete
 pub fn v2_json() -> Value {
     json!({"swagger": "2.0", "info": {"title": "Kubernetes", "version": "v1.32.0"}, "paths": {}})
 }

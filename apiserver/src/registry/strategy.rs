@@ -3,13 +3,15 @@
 //! metadata (uid, creationTimestamp, generation, generateName), defaulting, and validation — the
 //! parts of kube-apiserver's registry strategies that kubectl and controllers rely on.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
-use rand::Rng;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use crate::error::{ApiError, Cause};
-use crate::resources::ResourceInfo;
+use crate::machinery::meta::{self, meta, meta_mut, meta_str};
+use crate::machinery::validation::{
+    dns1035_label, dns1123_label, dns1123_subdomain, label_key_ok, label_value_ok,
+};
+use crate::registry::ObjectRef;
+use crate::resources::{ResourceInfo, Subresource};
 
 /// `?fieldValidation=`: what to do with fields the type does not have.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,169 +34,12 @@ impl FieldValidation {
     }
 }
 
-/// RFC 3339 at second precision in UTC, as metav1.Time serializes.
-pub fn rfc3339(t: SystemTime) -> String {
-    let secs = t
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0) as i64;
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    // Civil-from-days (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = if m <= 2 { y + 1 } else { y };
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60
-    )
-}
-
-pub fn now() -> String {
-    rfc3339(SystemTime::now())
-}
-
-/// A random v4 UUID (the object's uid).
-pub fn new_uid() -> String {
-    let mut b: [u8; 16] = rand::rng().random();
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
-}
-
-/// generateName's suffix: 5 characters from kube's alphabet (no vowels, no look-alikes).
-pub fn name_suffix() -> String {
-    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
-    let mut rng = rand::rng();
-    (0..5)
-        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
-        .collect()
-}
-
-pub fn meta(obj: &Value) -> Option<&Map<String, Value>> {
-    obj.get("metadata").and_then(Value::as_object)
-}
-
-pub fn meta_str<'a>(obj: &'a Value, field: &str) -> Option<&'a str> {
-    meta(obj)
-        .and_then(|m| m.get(field))
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty())
-}
-
-pub fn meta_mut(obj: &mut Value) -> &mut Map<String, Value> {
-    if !obj.get("metadata").is_some_and(Value::is_object) {
-        obj["metadata"] = json!({});
-    }
-    match obj.get_mut("metadata") {
-        Some(Value::Object(m)) => m,
-        _ => unreachable!("metadata was just made an object"),
-    }
-}
-
-/// DNS-1123 subdomain (most names): lowercase alphanumerics, '-' and '.', at most 253.
-pub fn dns1123_subdomain(name: &str) -> Option<String> {
-    if name.len() > 253 {
-        return Some("must be no more than 253 characters".into());
-    }
-    let ok = !name.is_empty()
-        && name.split('.').all(|part| {
-            !part.is_empty()
-                && part
-                    .bytes()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
-                && !part.starts_with('-')
-                && !part.ends_with('-')
-        });
-    (!ok).then(|| "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')".into())
-}
-
-/// DNS-1123 label (namespaces, services): like a subdomain part, at most 63.
-pub fn dns1123_label(name: &str) -> Option<String> {
-    if name.len() > 63 {
-        return Some("must be no more than 63 characters".into());
-    }
-    let ok = !name.is_empty()
-        && name
-            .bytes()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
-        && !name.starts_with('-')
-        && !name.ends_with('-');
-    (!ok).then(|| "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')".into())
-}
-
-/// DNS-1035 label (service names): must start with a letter.
-pub fn dns1035_label(name: &str) -> Option<String> {
-    if name.len() > 63 {
-        return Some("must be no more than 63 characters".into());
-    }
-    let ok = name.bytes().next().is_some_and(|c| c.is_ascii_lowercase())
-        && name
-            .bytes()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
-        && !name.ends_with('-');
-    (!ok).then(|| "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character (e.g. 'my-name',  or 'abc-123', regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')".into())
-}
-
 fn name_check(r: &ResourceInfo, name: &str) -> Option<String> {
     match r.plural {
         "namespaces" => dns1123_label(name),
         "services" => dns1035_label(name),
         _ => dns1123_subdomain(name),
     }
-}
-
-/// The path segment rule every name must meet (it is part of a URL and a key).
-pub fn path_segment_ok(name: &str) -> bool {
-    !name.is_empty() && name != "." && name != ".." && !name.contains('/') && !name.contains('%')
-}
-
-/// Qualified-name check for label keys (`prefix/name`).
-fn label_key_ok(k: &str) -> bool {
-    let (prefix, name) = match k.rsplit_once('/') {
-        Some((p, n)) => (Some(p), n),
-        None => (None, k),
-    };
-    let name_ok = !name.is_empty()
-        && name.len() <= 63
-        && name
-            .bytes()
-            .all(|c| c.is_ascii_alphanumeric() || b"-_.".contains(&c))
-        && name
-            .bytes()
-            .next()
-            .is_some_and(|c| c.is_ascii_alphanumeric())
-        && name
-            .bytes()
-            .last()
-            .is_some_and(|c| c.is_ascii_alphanumeric());
-    name_ok && prefix.is_none_or(|p| dns1123_subdomain(p).is_none())
-}
-
-fn label_value_ok(v: &str) -> bool {
-    v.is_empty()
-        || (v.len() <= 63
-            && v.bytes()
-                .all(|c| c.is_ascii_alphanumeric() || b"-_.".contains(&c))
-            && v.bytes().next().is_some_and(|c| c.is_ascii_alphanumeric())
-            && v.bytes().last().is_some_and(|c| c.is_ascii_alphanumeric()))
 }
 
 /// Decodes `obj` as the resource's Kubernetes type. Returns the object as the type sees it
@@ -709,24 +554,73 @@ fn pod_qos(pod: &Value) -> &'static str {
     }
 }
 
+/// Server-owned fields an update keeps from the stored object.
+pub fn carry_over(t: &ObjectRef, old: &Value, new: &mut Value, status_write: bool) {
+    let old_meta = meta::meta(old).cloned().unwrap_or_default();
+    if status_write {
+        // The status subresource changes only .status (kube's ResetObjectMetaForStatus keeps
+        // labels, annotations, finalizers, owners from the stored object too).
+        let status = new.get("status").cloned();
+        *new = old.clone();
+        match status {
+            Some(s) => new["status"] = s,
+            None => {
+                if let Some(o) = new.as_object_mut() {
+                    o.remove("status");
+                }
+            }
+        }
+        return;
+    }
+    let m = meta::meta_mut(new);
+    for k in [
+        "uid",
+        "creationTimestamp",
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+        "generation",
+    ] {
+        match old_meta.get(k) {
+            Some(v) => {
+                m.insert(k.into(), v.clone());
+            }
+            None => {
+                m.remove(k);
+            }
+        }
+    }
+    if t.r.has(Subresource::Status) && t.r.plural != "namespaces" {
+        match old.get("status") {
+            Some(s) => new["status"] = s.clone(),
+            None => {
+                if let Some(o) = new.as_object_mut() {
+                    o.remove("status");
+                }
+            }
+        }
+    }
+    if t.r.is_service() {
+        crate::registry::kinds::service::keep_allocated_values(old, new);
+    }
+    if t.r.plural == "namespaces" {
+        // A namespace's status is its phase, set by the server.
+        if let Some(s) = old.get("status") {
+            new["status"] = s.clone();
+        }
+    }
+    if tracks_generation(t.r) && old.get("spec") != new.get("spec") {
+        let g = old_meta
+            .get("generation")
+            .and_then(Value::as_i64)
+            .unwrap_or(0);
+        meta::meta_mut(new).insert("generation".into(), json!(g + 1));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::resources::find;
-
-    #[test]
-    fn timestamps_are_rfc3339() {
-        assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00Z");
-        let t = UNIX_EPOCH + std::time::Duration::from_secs(1_795_000_000);
-        assert_eq!(rfc3339(t), "2026-11-18T11:06:40Z");
-    }
-
-    #[test]
-    fn uids_look_like_uuids() {
-        let u = new_uid();
-        assert_eq!(u.len(), 36);
-        assert_eq!(&u[14..15], "4");
-    }
 
     #[test]
     fn unknown_fields_are_found_by_path() {

@@ -19,7 +19,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::error::ApiError;
 use crate::resources::ResourceInfo;
-use crate::storage::{prefix_end, Storage};
+use crate::storage::etcd::{prefix_end, Storage};
 
 /// Changes kept per resource for watches that start in the past.
 pub const EVENT_WINDOW: usize = 10_000;
@@ -235,7 +235,7 @@ fn convert(
             // kube-apiserver sends in a DELETED event).
             let last = prev.clone().or_else(|| known(&key))?;
             let mut obj = (*last).clone();
-            crate::storage::set_resource_version(&mut obj, kv.mod_revision());
+            crate::storage::etcd::set_resource_version(&mut obj, kv.mod_revision());
             Ok(Event {
                 kind: EventKind::Deleted,
                 key,

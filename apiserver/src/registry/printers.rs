@@ -9,7 +9,7 @@
 
 use serde_json::{json, Map, Value};
 
-use super::selectors::{format_labels, LabelSelector};
+use crate::machinery::selectors::{format_labels, LabelSelector};
 
 /// `?includeObject=`: what each row's `object` carries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

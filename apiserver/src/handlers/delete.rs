@@ -1,0 +1,102 @@
+//! DELETE of one object and DELETECOLLECTION.
+
+use std::sync::Arc;
+
+use axum::extract::Request;
+use serde_json::{json, Value};
+
+use super::{list_kind, Filter, Reply};
+use crate::error::ApiError;
+use crate::http::negotiate::read_body;
+use crate::http::request_info::Query;
+use crate::machinery::meta;
+use crate::registry::{store, ObjectRef};
+use crate::App;
+
+/// DeleteOptions from the body (kubectl sends them there) or the query.
+async fn delete_options(q: &Query, req: Request) -> Result<Value, ApiError> {
+    let (bytes, _) = read_body(req).await?;
+    let mut o = if bytes.iter().all(u8::is_ascii_whitespace) {
+        json!({})
+    } else {
+        serde_json::from_slice::<Value>(&bytes)
+            .map_err(|e| ApiError::bad_request(format!("DeleteOptions: {e}")))?
+    };
+    for k in ["propagationPolicy", "gracePeriodSeconds", "dryRun"] {
+        if let Some(v) = q.get(k) {
+            o[k] = match k {
+                "gracePeriodSeconds" => json!(v
+                    .parse::<i64>()
+                    .map_err(|_| ApiError::bad_request("gracePeriodSeconds must be an integer"))?),
+                "dryRun" => json!([v]),
+                _ => json!(v),
+            };
+        }
+    }
+    if let Some(p) = o.get("propagationPolicy").and_then(Value::as_str) {
+        if !["Orphan", "Background", "Foreground"].contains(&p) {
+            return Err(ApiError::bad_request(format!(
+                "propagationPolicy: Unsupported value: {p:?}: supported values: \"Foreground\", \"Background\", \"Orphan\""
+            )));
+        }
+    }
+    Ok(o)
+}
+
+pub(super) async fn delete(
+    app: &Arc<App>,
+    t: &ObjectRef,
+    q: &Query,
+    req: Request,
+) -> Result<Reply, ApiError> {
+    let opts = delete_options(q, req).await?;
+    let dry_run = opts
+        .get("dryRun")
+        .and_then(Value::as_array)
+        .is_some_and(|a| !a.is_empty());
+    store::delete_one(app, t.r, t.ns(), t.name(), &opts, dry_run)
+        .await
+        .map(Reply::ok)
+}
+
+pub(super) async fn delete_collection(
+    app: &Arc<App>,
+    t: &ObjectRef,
+    q: &Query,
+    req: Request,
+) -> Result<Reply, ApiError> {
+    let filter = Filter::new(t.r, q)?;
+    let opts = delete_options(q, req).await?;
+    let dry_run = opts
+        .get("dryRun")
+        .and_then(Value::as_array)
+        .is_some_and(|a| !a.is_empty());
+    let prefix = app.storage.list_prefix(t.r, t.ns());
+    let page = app
+        .storage
+        .list(
+            &prefix,
+            0,
+            None,
+            0,
+            &|o| filter.matches(o),
+            filter.selective(),
+        )
+        .await?;
+    let mut deleted = Vec::new();
+    for s in page.items {
+        let name = meta::meta_str(&s.object, "name").unwrap_or("").to_string();
+        let ns = meta::meta_str(&s.object, "namespace").map(str::to_string);
+        match store::delete_one(app, t.r, ns.as_deref(), &name, &opts, dry_run).await {
+            Ok(o) => deleted.push(o),
+            Err(e) if e.code == 404 => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(Reply::ok(json!({
+        "kind": list_kind(t.r),
+        "apiVersion": t.r.api_version(),
+        "metadata": {"resourceVersion": page.revision.to_string()},
+        "items": deleted,
+    })))
+}

@@ -1,0 +1,4 @@
+//! Kinds with behaviour of their own, one file each (kube's `pkg/registry/<group>/<kind>`).
+
+pub mod namespace;
+pub mod service;

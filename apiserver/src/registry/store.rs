@@ -1,0 +1,430 @@
+//! What a write means, for every kind (kube's `registry/generic/registry/store.go`): preparing
+//! and inserting a new object, the read-transform-CAS update loop, and deletion with
+//! preconditions, finalizers and graceful pod deletion. Per-kind behaviour comes from
+//! `strategy` and `kinds`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::error::{ApiError, Cause};
+use crate::machinery::{apply, meta, validation};
+use crate::registry::kinds::service;
+use crate::registry::strategy::{self, FieldValidation};
+use crate::registry::ObjectRef;
+use crate::resources::{self, ResourceInfo, Subresource};
+use crate::storage::etcd::WriteOutcome;
+use crate::App;
+
+/// Conflicting writes retried by one unconditional update or patch before it reports 409.
+const UPDATE_RETRIES: usize = 16;
+
+/// Everything a write needs from the query string.
+pub struct WriteOpts {
+    pub dry_run: bool,
+    pub validation: FieldValidation,
+    pub manager: String,
+}
+
+/// Warnings for unknown fields, or the Strict error.
+fn field_checks(
+    unknown: &[String],
+    mode: FieldValidation,
+    warnings: &mut Vec<String>,
+) -> Result<(), ApiError> {
+    if unknown.is_empty() || mode == FieldValidation::Ignore {
+        return Ok(());
+    }
+    let msgs: Vec<String> = unknown
+        .iter()
+        .map(|f| format!("unknown field {f:?}"))
+        .collect();
+    if mode == FieldValidation::Strict {
+        return Err(ApiError::bad_request(format!(
+            "strict decoding error: {}",
+            msgs.join(", ")
+        )));
+    }
+    warnings.extend(msgs);
+    Ok(())
+}
+
+/// Decodes against the type, applies defaults and validates; `Ok` is the object to store.
+fn finish_object(
+    t: &ObjectRef,
+    obj: Value,
+    validation: FieldValidation,
+    warnings: &mut Vec<String>,
+) -> Result<Value, ApiError> {
+    let (mut typed, unknown) = strategy::decode_typed(t.r, &obj)?;
+    field_checks(&unknown, validation, warnings)?;
+    strategy::apply_defaults(t.r, &mut typed);
+    let mut causes = Vec::new();
+    strategy::validate_meta(t.r, &typed, &mut causes);
+    strategy::validate_kind(t.r, &typed, &mut causes);
+    if !causes.is_empty() {
+        let name = meta::meta_str(&typed, "name").unwrap_or("").to_string();
+        return Err(ApiError::invalid(t.r, &name, causes));
+    }
+    Ok(typed)
+}
+
+async fn require_namespace(app: &Arc<App>, t: &ObjectRef) -> Result<(), ApiError> {
+    let Some(ns) = t.ns() else { return Ok(()) };
+    let nsr = resources::find("", "v1", "namespaces")
+        .ok_or_else(|| ApiError::internal("no namespaces"))?;
+    match app.storage.get(&app.storage.key(nsr, None, ns)).await? {
+        None => Err(ApiError::namespace_not_found(ns)),
+        Some(s) if s.object.pointer("/metadata/deletionTimestamp").is_some() => Err(ApiError {
+            details: Some(json!({"causes": [{"reason": "NamespaceTerminating", "message": format!("namespace {ns} is being terminated"), "field": "metadata.namespace"}]})),
+            ..ApiError::new(403, "Forbidden", format!(
+                "{} {:?} is forbidden: unable to create new content in namespace {ns} because it is being terminated",
+                crate::error::qualified(t.r), t.name()
+            ))
+        }),
+        Some(_) => Ok(()),
+    }
+}
+
+/// Everything a new object gets before it is stored: server-set metadata, its initial status,
+/// decoding against its type, defaults and validation. (Services get their addresses when they
+/// are stored, in `insert_new`.)
+pub fn prepare_new(
+    t: &ObjectRef,
+    mut obj: Value,
+    validation: FieldValidation,
+    warnings: &mut Vec<String>,
+) -> Result<Value, ApiError> {
+    {
+        let m = meta::meta_mut(&mut obj);
+        for k in [
+            "resourceVersion",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+            "selfLink",
+        ] {
+            m.remove(k);
+        }
+        m.insert("uid".into(), json!(meta::new_uid()));
+        m.insert("creationTimestamp".into(), json!(meta::now()));
+        if strategy::tracks_generation(t.r) {
+            m.insert("generation".into(), json!(1));
+        } else {
+            m.remove("generation");
+        }
+    }
+    strategy::initial_status(t.r, &mut obj);
+    let obj = finish_object(t, obj, validation, warnings)?;
+    let name = meta::meta_str(&obj, "name").unwrap_or("").to_string();
+    if !validation::path_segment_ok(&name) {
+        return Err(ApiError::invalid(
+            t.r,
+            &name,
+            vec![Cause::invalid(
+                "metadata.name",
+                &json!(name),
+                "may not contain '/' or '%'",
+            )],
+        ));
+    }
+    Ok(obj)
+}
+
+/// Stores a prepared new object (Txn on mod_revision 0). `None`: the name is taken. A service
+/// gets its cluster IP and node ports here, reserved in the same transaction; an address another
+/// service took meanwhile is allocated again, one the client asked for is refused (422).
+pub async fn insert_new(
+    app: &Arc<App>,
+    t: &ObjectRef,
+    obj: Value,
+    dry_run: bool,
+) -> Result<Option<Value>, ApiError> {
+    require_namespace(app, t).await?;
+    // A service's addresses as the client sent them; each try allocates the rest afresh.
+    let unallocated = t.r.is_service().then(|| obj.clone());
+    let requested = service::reservations(app.storage.prefix(), t.r, &obj);
+    let mut taken: Vec<String> = Vec::new();
+    let name = meta::meta_str(&obj, "name").unwrap_or("").to_string();
+    let key = app.storage.key(t.r, t.ns(), &name);
+    const ALLOCATION_TRIES: usize = 8;
+    let mut obj = obj;
+    for _ in 0..ALLOCATION_TRIES {
+        if let Some(unallocated) = &unallocated {
+            obj = unallocated.clone();
+            app.allocate_service_addresses(&mut obj, &taken)?;
+        }
+        if dry_run {
+            return Ok(Some(obj));
+        }
+        let lease = if t.r.plural == "events" {
+            Some(app.event_lease().await?)
+        } else {
+            None
+        };
+        let reserve = service::reservations(app.storage.prefix(), t.r, &obj);
+        match app.storage.create(&key, &obj, lease, &reserve).await? {
+            WriteOutcome::Done { revision } => {
+                crate::storage::etcd::set_resource_version(&mut obj, revision);
+                return Ok(Some(obj));
+            }
+            WriteOutcome::Mismatch { .. } => return Ok(None),
+            WriteOutcome::Taken { reservation } if requested.contains(&reservation) => {
+                return Err(service::reservation_taken(t.r, &name, &reservation, &obj));
+            }
+            WriteOutcome::Taken { reservation } => taken.push(reservation),
+        }
+    }
+    Err(ApiError::internal(format!(
+        "failed to allocate addresses for {} {name:?}: {ALLOCATION_TRIES} tries found them taken",
+        crate::error::qualified(t.r)
+    )))
+}
+
+/// Compares two objects ignoring resourceVersion and managedFields timestamps.
+fn same_content(a: &Value, b: &Value) -> bool {
+    let strip = |v: &Value| {
+        let mut v = v.clone();
+        if let Some(m) = v.get_mut("metadata").and_then(Value::as_object_mut) {
+            m.remove("resourceVersion");
+            m.remove("managedFields");
+        }
+        v
+    };
+    strip(a) == strip(b)
+}
+
+/// The update loop shared by PUT and PATCH: read, transform, CAS; retry on a concurrent write
+/// unless the caller pinned a resourceVersion.
+pub async fn guaranteed_update<F>(
+    app: &Arc<App>,
+    t: &ObjectRef,
+    opts: &WriteOpts,
+    warnings: &mut Vec<String>,
+    mut transform: F,
+) -> Result<Value, ApiError>
+where
+    F: FnMut(&Value, &mut Vec<String>) -> Result<(Value, Option<String>), ApiError>,
+{
+    let key = app.storage.key(t.r, t.ns(), t.name());
+    let status_write = t.subresource() == Some(Subresource::Status);
+    for _ in 0..UPDATE_RETRIES {
+        let current = app
+            .storage
+            .get(&key)
+            .await?
+            .ok_or_else(|| ApiError::not_found(t.r, t.name()))?;
+        let (mut new, precondition_rv) = transform(&current.object, warnings)?;
+        if let Some(rv) = &precondition_rv {
+            if *rv != current.mod_revision.to_string() {
+                return Err(ApiError::conflict(t.r, t.name()));
+            }
+        }
+        if meta::meta_str(&new, "name") != Some(t.name()) {
+            return Err(ApiError::bad_request(format!(
+                "the name of the object ({}) does not match the name on the URL ({})",
+                meta::meta_str(&new, "name").unwrap_or(""),
+                t.name()
+            )));
+        }
+        strategy::carry_over(t, &current.object, &mut new, status_write);
+        let mut new = finish_object(t, new, opts.validation, warnings)?;
+        // Addresses the client's object names; any others are allocated here.
+        let requested = service::reservations(app.storage.prefix(), t.r, &new);
+        if t.r.is_service() && !status_write {
+            // A service turned NodePort, or away from ExternalName, gets what it now needs.
+            app.allocate_service_addresses(&mut new, &[])?;
+        }
+        let now = meta::now();
+        if !same_content(&current.object, &new) {
+            apply::record_update(
+                &t.r.api_version(),
+                t.r.kind,
+                Some(&current.object),
+                &mut new,
+                &apply::ApplyOptions {
+                    manager: &opts.manager,
+                    force: false,
+                    now: &now,
+                    subresource: t.sub.as_deref(),
+                },
+            );
+        }
+        if same_content(&current.object, &new)
+            && new.pointer("/metadata/managedFields")
+                == current.object.pointer("/metadata/managedFields")
+        {
+            return Ok(current.object);
+        }
+        if opts.dry_run {
+            return Ok(new);
+        }
+        // Removing the last finalizer of an object being deleted deletes it, unless a grace
+        // period is still running (a pod waiting for its kubelet): kube's ShouldDeleteDuringUpdate.
+        let finalizers_done = new.pointer("/metadata/deletionTimestamp").is_some()
+            && new
+                .pointer("/metadata/finalizers")
+                .and_then(Value::as_array)
+                .is_none_or(|f| f.is_empty())
+            && current
+                .object
+                .pointer("/metadata/deletionGracePeriodSeconds")
+                .and_then(Value::as_i64)
+                .is_none_or(|g| g == 0);
+        let held = service::reservations(app.storage.prefix(), t.r, &current.object);
+        let outcome = if finalizers_done {
+            app.storage
+                .delete(&key, current.mod_revision, &held)
+                .await?
+        } else {
+            // A changed node port or address is reserved, and the old one given back, with it.
+            let wanted = service::reservations(app.storage.prefix(), t.r, &new);
+            let reserve: Vec<String> = wanted
+                .iter()
+                .filter(|k| !held.contains(k))
+                .cloned()
+                .collect();
+            let release: Vec<String> = held
+                .iter()
+                .filter(|k| !wanted.contains(k))
+                .cloned()
+                .collect();
+            app.storage
+                .update(&key, &new, current.mod_revision, None, &reserve, &release)
+                .await?
+        };
+        match outcome {
+            WriteOutcome::Done { revision } => {
+                crate::storage::etcd::set_resource_version(&mut new, revision);
+                return Ok(new);
+            }
+            WriteOutcome::Mismatch { current: None } => {
+                return Err(ApiError::not_found(t.r, t.name()))
+            }
+            WriteOutcome::Mismatch { .. } if precondition_rv.is_some() => {
+                return Err(ApiError::conflict(t.r, t.name()))
+            }
+            WriteOutcome::Mismatch { .. } => continue,
+            WriteOutcome::Taken { reservation } if requested.contains(&reservation) => {
+                return Err(service::reservation_taken(
+                    t.r,
+                    t.name(),
+                    &reservation,
+                    &new,
+                ))
+            }
+            // One allocated here was taken meanwhile: read again and allocate again.
+            WriteOutcome::Taken { .. } => continue,
+        }
+    }
+    Err(ApiError::conflict(t.r, t.name()))
+}
+
+pub async fn delete_one(
+    app: &Arc<App>,
+    r: &'static ResourceInfo,
+    ns: Option<&str>,
+    name: &str,
+    opts: &Value,
+    dry_run: bool,
+) -> Result<Value, ApiError> {
+    let key = app.storage.key(r, ns, name);
+    for _ in 0..UPDATE_RETRIES {
+        let cur = app
+            .storage
+            .get(&key)
+            .await?
+            .ok_or_else(|| ApiError::not_found(r, name))?;
+        if let Some(uid) = opts.pointer("/preconditions/uid").and_then(Value::as_str) {
+            let have = meta::meta_str(&cur.object, "uid").unwrap_or("");
+            if uid != have {
+                return Err(ApiError::conflict_with(r, name, &format!("Precondition failed: UID in precondition: {uid}, UID in object meta: {have}")));
+            }
+        }
+        if let Some(rv) = opts
+            .pointer("/preconditions/resourceVersion")
+            .and_then(Value::as_str)
+        {
+            if rv != cur.mod_revision.to_string() {
+                return Err(ApiError::conflict_with(r, name, &format!("Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}", cur.mod_revision)));
+            }
+        }
+        let finalizers = cur
+            .object
+            .pointer("/metadata/finalizers")
+            .and_then(Value::as_array)
+            .is_some_and(|f| !f.is_empty());
+        let graceful = r.plural == "pods"
+            && cur
+                .object
+                .pointer("/spec/nodeName")
+                .and_then(Value::as_str)
+                .is_some_and(|n| !n.is_empty())
+            && opts
+                .get("gracePeriodSeconds")
+                .and_then(Value::as_i64)
+                .unwrap_or(1)
+                > 0;
+        let namespace = r.plural == "namespaces";
+        if dry_run {
+            return Ok(cur.object);
+        }
+        if finalizers || graceful || namespace {
+            if cur.object.pointer("/metadata/deletionTimestamp").is_some() {
+                // Already being deleted. A namespace's finalization is started again: the
+                // replica that started it may have died.
+                if namespace {
+                    tokio::spawn(app.clone().finalize_namespace(name.to_string()));
+                }
+                return Ok(cur.object);
+            }
+            let mut new = cur.object.clone();
+            let grace = if graceful {
+                opts.get("gracePeriodSeconds")
+                    .and_then(Value::as_i64)
+                    .unwrap_or_else(|| {
+                        cur.object
+                            .pointer("/spec/terminationGracePeriodSeconds")
+                            .and_then(Value::as_i64)
+                            .unwrap_or(30)
+                    })
+            } else {
+                0
+            };
+            let when = std::time::SystemTime::now() + Duration::from_secs(grace.max(0) as u64);
+            let m = meta::meta_mut(&mut new);
+            m.insert("deletionTimestamp".into(), json!(meta::rfc3339(when)));
+            m.insert("deletionGracePeriodSeconds".into(), json!(grace));
+            if namespace {
+                new["status"]["phase"] = json!("Terminating");
+            }
+            match app
+                .storage
+                .update(&key, &new, cur.mod_revision, None, &[], &[])
+                .await?
+            {
+                WriteOutcome::Done { revision } => {
+                    crate::storage::etcd::set_resource_version(&mut new, revision);
+                    if namespace {
+                        let app = app.clone();
+                        let ns_name = name.to_string();
+                        tokio::spawn(app.finalize_namespace(ns_name));
+                    }
+                    return Ok(new);
+                }
+                WriteOutcome::Mismatch { current: None } => {
+                    return Err(ApiError::not_found(r, name))
+                }
+                // Only metadata changed: no reservation was asked for.
+                WriteOutcome::Mismatch { .. } | WriteOutcome::Taken { .. } => continue,
+            }
+        }
+        let held = service::reservations(app.storage.prefix(), r, &cur.object);
+        match app.storage.delete(&key, cur.mod_revision, &held).await? {
+            WriteOutcome::Done { .. } => return Ok(cur.object),
+            WriteOutcome::Mismatch { current: None } => return Err(ApiError::not_found(r, name)),
+            WriteOutcome::Mismatch { .. } | WriteOutcome::Taken { .. } => continue,
+        }
+    }
+    Err(ApiError::conflict(r, name))
+}
