@@ -36,9 +36,12 @@ use mainstay_testkit::cluster::Cluster;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::harness::{self, System};
 use crate::histogram::{Latencies, LatencySummary};
+use crate::systems::{start_cluster, Options, System};
 use crate::Error;
+
+// `apiserver::ApiOptions` stays a valid path (`mainstay bench` uses it).
+pub use crate::systems::ApiOptions;
 
 /// Upper bound for one HTTP request (headers and whole body).
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
@@ -52,39 +55,6 @@ const MAX_WATCH_LINE: usize = 16 << 20;
 const ERROR_SAMPLES: usize = 5;
 /// The namespace the pods live in.
 pub const NAMESPACE: &str = "mainstay-bench";
-
-/// What the apiserver benchmark does.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-pub struct ApiOptions {
-    /// Pods created, read, updated and deleted per round.
-    pub pods: u64,
-    /// Concurrent closed-loop clients (and the HTTP pool's idle connections).
-    pub concurrency: usize,
-    /// `limit` of the paginated lists.
-    pub page_size: u64,
-    /// Paginated lists (and as many `resourceVersion=0` lists) per round.
-    pub lists: u32,
-    /// Patches observed on the watch per round.
-    pub watch_events: u64,
-    /// Patches per second during the watch.
-    pub watch_rate: u32,
-}
-
-impl ApiOptions {
-    /// The published configuration divided by `scale` (1: the full run; `--quick` uses 50).
-    pub fn standard(scale: u64) -> ApiOptions {
-        let scale = scale.max(1);
-        ApiOptions {
-            pods: (10_000 / scale).max(100),
-            concurrency: 16,
-            // Small pages in a quick run, so that it still follows `continue` tokens.
-            page_size: (500 / scale).max(50),
-            lists: if scale > 1 { 5 } else { 20 },
-            watch_events: (1_000 / scale).max(50),
-            watch_rate: 100,
-        }
-    }
-}
 
 /// Which Kubernetes API call latency SLO an operation falls under.
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -309,11 +279,11 @@ fn operations(o: &ApiOptions) -> Vec<(String, Slo, bool)> {
 
 /// Runs the benchmark: a cluster and an apiserver per system, then `rounds` rounds of the
 /// workload, each phase on both systems (Mainstay first in odd rounds, etcd first in even ones).
-pub async fn run(opts: &harness::Options, api: &ApiOptions) -> Result<ApiserverResults, Error> {
+pub async fn run(opts: &Options, api: &ApiOptions) -> Result<ApiserverResults, Error> {
     let rounds = opts.rounds.max(1);
     let mut targets = Vec::new();
     for system in System::BOTH {
-        let cluster = harness::start_cluster(system, opts).await;
+        let cluster = start_cluster(system, opts).await;
         let process =
             ApiserverProcess::start(system, &opts.mainstay_bin, &cluster, &opts.work_dir).await?;
         eprintln!(
@@ -1469,19 +1439,6 @@ mod tests {
                 >= 5
         );
         assert_ne!(pod_body(NAMESPACE, 1), pod_body(NAMESPACE, 2));
-    }
-
-    #[test]
-    fn quick_options_stay_small_and_paginate() {
-        let full = ApiOptions::standard(1);
-        assert_eq!((full.pods, full.page_size, full.lists), (10_000, 500, 20));
-        let quick = ApiOptions::standard(50);
-        assert!(quick.pods <= 500);
-        assert!(
-            quick.pods > quick.page_size,
-            "a quick run still follows continue tokens"
-        );
-        assert!(quick.watch_events as f64 / quick.watch_rate as f64 <= 2.0);
     }
 
     #[test]

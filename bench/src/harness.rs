@@ -6,71 +6,23 @@
 //! falls on both, then runs the scale checks on a fresh cluster of each, one system at a time.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use mainstay_testkit::cluster::{Cluster, ClusterOptions, Target};
+use mainstay_testkit::cluster::Cluster;
 use serde::{Deserialize, Serialize};
 
-use crate::apiserver::{ApiOptions, ApiserverResults};
+use crate::apiserver::ApiserverResults;
 use crate::histogram::{Latencies, LatencySummary};
 use crate::procstat::{self, ProcSample};
+use crate::systems::start_cluster;
 use crate::workload::{self, Spec};
 use crate::Error;
 
+// `harness::Options` and `harness::System` stay valid paths (`mainstay bench` uses them).
+pub use crate::systems::{Options, System};
+
 /// How long members may take to apply what the leader committed, after a load.
 const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(300);
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum System {
-    Mainstay,
-    Etcd,
-}
-
-impl System {
-    pub const BOTH: [System; 2] = [System::Mainstay, System::Etcd];
-
-    fn target(self) -> Target {
-        match self {
-            System::Mainstay => Target::Mainstay,
-            System::Etcd => Target::Etcd,
-        }
-    }
-}
-
-impl std::fmt::Display for System {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            System::Mainstay => "mainstay",
-            System::Etcd => "etcd",
-        })
-    }
-}
-
-#[derive(Clone, Debug)]
-pub struct Options {
-    /// Divides every workload's operation count (1: the full run).
-    pub scale: u64,
-    /// A–B rounds per workload.
-    pub rounds: u32,
-    /// Run only workloads whose name contains one of these (all if empty).
-    pub only: Vec<String>,
-    /// Keys loaded by the scale check (0: skip it).
-    pub scale_keys: u64,
-    /// Watcher counts of the scale check (empty: skip it).
-    pub scale_watchers: Vec<usize>,
-    pub mainstay_bin: PathBuf,
-    pub etcd_bin: PathBuf,
-    /// Where the clusters' data directories go.
-    pub work_dir: PathBuf,
-    /// Members per cluster (3 for the published numbers).
-    pub members: usize,
-    /// The command line, for the report.
-    pub command: String,
-    /// The benchmark through the apiserver (`None`: skip it).
-    pub apiserver: Option<ApiOptions>,
-}
 
 /// One run of one workload on one system.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -194,21 +146,6 @@ pub struct Results {
     /// The pod workload through one apiserver per system.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub apiserver: Option<ApiserverResults>,
-}
-
-/// Starts a cluster of `system` as the harness runs it (members, binaries, data directory).
-pub(crate) async fn start_cluster(system: System, opts: &Options) -> Cluster {
-    Cluster::start_with(
-        opts.members.max(1),
-        ClusterOptions {
-            target: Some(system.target()),
-            mainstay_bin: Some(opts.mainstay_bin.clone()),
-            etcd_bin: Some(opts.etcd_bin.clone()),
-            base_dir: Some(opts.work_dir.clone()),
-            ..ClusterOptions::default()
-        },
-    )
-    .await
 }
 
 /// A running cluster of one system, with what the harness needs to measure it.

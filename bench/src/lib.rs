@@ -14,6 +14,9 @@
 //!   update, delete) through one `mainstay apiserver` per system, judged against Kubernetes' API
 //!   call latency SLOs.
 //! - [`report`]: JSON results, the markdown table of Mainstay/etcd ratios and the PNG charts.
+//! - [`systems`]: the two systems compared, the run's options, and starting a cluster of either;
+//!   what `harness` and `apiserver` share (`harness` orchestrates on top of `workload` and
+//!   `apiserver`, and nothing imports `harness` back).
 //!
 //! Rules: it knows nothing of Mainstay's internals. It talks to both servers only through the
 //! client API (generated stubs from `mainstay-proto`) and starts them only as processes, with
@@ -25,6 +28,7 @@ pub mod harness;
 pub mod histogram;
 pub mod procstat;
 pub mod report;
+pub mod systems;
 pub mod workload;
 
 pub use error::Error;

@@ -8,7 +8,8 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use crate::apiserver::ApiserverResults;
-use crate::harness::{Results, System, WorkloadResult};
+use crate::harness::{Results, WorkloadResult};
+use crate::systems::System;
 use crate::Error;
 
 /// The generated part of `docs/benchmarks.md` sits between these lines; the rest of the file
@@ -553,9 +554,10 @@ mod tests {
 
     #[test]
     fn apiserver_table_is_rendered() {
-        use crate::apiserver::{ApiOptions, OpResult, OpStats, Slo};
+        use crate::apiserver::{OpResult, OpStats, Slo};
         use crate::harness::Machine;
         use crate::histogram::LatencySummary;
+        use crate::systems::ApiOptions;
         let stats = |p50: f64, p99: f64, errors: u64| OpStats {
             count: 100,
             errors,

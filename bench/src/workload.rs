@@ -17,6 +17,7 @@ use mainstay_proto::etcdserverpb::{
     LeaseKeepAliveRequest, LeaseKeepAliveResponse, LeaseRevokeRequest, PutRequest, RangeRequest,
     RequestOp, TxnRequest, TxnResponse, WatchCreateRequest, WatchRequest,
 };
+use mainstay_testkit::client::prefix_end;
 use rand::rngs::StdRng;
 use rand::{Rng as _, SeedableRng as _};
 use serde::{Deserialize, Serialize};
@@ -705,19 +706,6 @@ async fn open_watchers(
     Ok((tx, stream))
 }
 
-/// The end of the range of keys starting with `prefix` (etcd's `GetPrefixRangeEnd`; the store has
-/// the same rule, but this crate reaches the servers only through the client API).
-fn prefix_end(prefix: &[u8]) -> Vec<u8> {
-    let mut end = prefix.to_vec();
-    while let Some(last) = end.pop() {
-        if last < 0xff {
-            end.push(last + 1);
-            return end;
-        }
-    }
-    vec![0]
-}
-
 /// Opens `streams` × `per_stream` watchers (over `conns`), then receives on each stream until
 /// `expected` events per watcher arrived or `deadline` passed, recording each event's latency
 /// (the writer's send time is in the value's first 8 bytes). Returns the receiving tasks.
@@ -1332,13 +1320,6 @@ impl LoopClient for LoadClient {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn prefix_end_is_etcds() {
-        assert_eq!(prefix_end(b"/a/"), b"/a0".to_vec());
-        assert_eq!(prefix_end(&[b'a', 0xff]), vec![b'b']);
-        assert_eq!(prefix_end(&[0xff, 0xff]), vec![0]);
-    }
 
     #[test]
     fn cas_result_reads_both_branches() {

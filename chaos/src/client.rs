@@ -8,6 +8,7 @@ use std::time::Duration;
 use mainstay_proto::etcdserverpb::kv_client::KvClient;
 use mainstay_proto::etcdserverpb::maintenance_client::MaintenanceClient;
 use mainstay_proto::etcdserverpb::{HashKvRequest, PutRequest, RangeRequest, StatusRequest};
+use mainstay_testkit::client::prefix_end;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::Error;
@@ -23,18 +24,6 @@ pub fn channel(url: &str) -> Result<Channel, Error> {
         .keep_alive_timeout(Duration::from_secs(2))
         .keep_alive_while_idle(true);
     Ok(endpoint.connect_lazy())
-}
-
-/// `[key, key + 1)` as etcd spells "every key with this prefix".
-fn prefix_end(prefix: &str) -> Vec<u8> {
-    let mut end = prefix.as_bytes().to_vec();
-    while let Some(last) = end.pop() {
-        if last < 0xff {
-            end.push(last + 1);
-            return end;
-        }
-    }
-    vec![0]
 }
 
 /// A short name for a failure, so the report can count failures by kind.
@@ -122,7 +111,7 @@ pub async fn prefix_state(
     let mut kv = KvClient::new(channel);
     let call = kv.range(RangeRequest {
         key: prefix.as_bytes().to_vec(),
-        range_end: prefix_end(prefix),
+        range_end: prefix_end(prefix.as_bytes()),
         revision,
         serializable: true,
         ..Default::default()

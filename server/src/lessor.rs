@@ -2,25 +2,25 @@
 //! deadlines are wall-clock, so they live here, outside the deterministic state machine. Expiry
 //! becomes a `LeaseRevoke` command proposed like any other write.
 //!
+//! The lessor only keeps the books: it hands out expired leases (`Lessor::take_expired`) and
+//! remaining TTLs (`Lessor::checkpoints`), and never proposes anything itself. The node's lease
+//! loops (`node/lease_loops.rs`) propose the revokes and checkpoints, as etcd's server loop
+//! revokes what its lessor's `ExpiredLeasesC` hands out.
+//!
 //! Every member tracks leases as they are applied, but only the leader runs expiry. When a member
 //! becomes leader every lease gets a fresh deadline (its checkpointed remaining TTL if it has one,
 //! else its full TTL, plus an election timeout), as etcd's lessor promotion does; the leader
 //! checkpoints remaining TTLs through Raft periodically so that this survives a leader change.
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::{Mutex, MutexGuard, Weak};
+use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use mainstay_store::{Command, CommandOutput, LeaseInfo, StoreError};
 use tokio::time::Instant;
 
-use crate::node::Node;
-
 /// Expired leases revoked per round, so a mass expiry cannot flood the proposal queue.
 const MAX_REVOKES_PER_ROUND: usize = 1000;
-const EXPIRY_TICK: Duration = Duration::from_millis(250);
-/// etcd's `maxLeaseCheckpointBatchSize`.
-const MAX_CHECKPOINTS_PER_COMMAND: usize = 1000;
 
 #[derive(Default)]
 struct State {
@@ -91,7 +91,7 @@ impl Lessor {
     }
 
     /// Every lease's remaining whole seconds (at least 1), to checkpoint.
-    fn checkpoints(&self) -> Vec<(i64, i64)> {
+    pub(crate) fn checkpoints(&self) -> Vec<(i64, i64)> {
         let now = Instant::now();
         let s = self.lock();
         s.deadline
@@ -147,7 +147,7 @@ impl Lessor {
     }
 
     /// Leases past their deadline that are not yet being revoked; marks them as being revoked.
-    fn take_expired(&self, now: Instant) -> Vec<i64> {
+    pub(crate) fn take_expired(&self, now: Instant) -> Vec<i64> {
         let mut s = self.lock();
         let expired: Vec<i64> = s
             .by_deadline
@@ -161,68 +161,14 @@ impl Lessor {
         expired
     }
 
-    fn revoke_failed(&self, id: i64) {
+    /// A revoke of `id` handed out by [`Lessor::take_expired`] failed: hand it out again.
+    pub(crate) fn revoke_failed(&self, id: i64) {
         self.lock().revoking.remove(&id);
     }
 }
 
 fn secs(s: i64) -> Duration {
     Duration::from_secs(s.max(0) as u64)
-}
-
-/// On the leader, revokes expired leases until the node is gone. Other members only track
-/// leases; the leader decides expiry and replicates the revoke.
-pub async fn run_expiry(node: Weak<Node>) {
-    let mut tick = tokio::time::interval(EXPIRY_TICK);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        let Some(n) = node.upgrade() else { return };
-        if !n.is_leader() {
-            continue;
-        }
-        let expired = n.lessor.take_expired(Instant::now());
-        drop(n);
-        for id in expired {
-            let node = node.clone();
-            tokio::spawn(async move {
-                let Some(n) = node.upgrade() else { return };
-                match n.propose(Command::LeaseRevoke { id }).await {
-                    Ok(_) | Err(crate::ServerError::Store(StoreError::LeaseNotFound)) => {}
-                    Err(e) => {
-                        tracing::warn!(lease = id, error = %e, "revoking an expired lease failed");
-                        n.lessor.revoke_failed(id);
-                    }
-                }
-            });
-        }
-    }
-}
-
-/// On the leader, checkpoints leases' remaining TTLs through Raft every
-/// `lease_checkpoint_interval`, so a new leader restarts each lease from what was left rather than
-/// from its full TTL.
-pub async fn run_checkpoints(node: Weak<Node>) {
-    let Some(n) = node.upgrade() else { return };
-    let mut tick = tokio::time::interval(n.config.lease_checkpoint_interval);
-    drop(n);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        let Some(n) = node.upgrade() else { return };
-        if !n.is_leader() {
-            continue;
-        }
-        for batch in n.lessor.checkpoints().chunks(MAX_CHECKPOINTS_PER_COMMAND) {
-            let command = Command::LeaseCheckpoint {
-                checkpoints: batch.to_vec(),
-            };
-            if let Err(e) = n.propose(command).await {
-                tracing::warn!(error = %e, "checkpointing leases failed");
-                break;
-            }
-        }
-    }
 }
 
 #[cfg(test)]

@@ -9,7 +9,11 @@
 //!
 //! Also owns a member's place in the cluster: the [`node::Node`] drives a `mainstay-raft` instance,
 //! forwards what only the leader may do to it over the peer transport ([`peer`]), and serves the
-//! peer URLs (Raft's RPCs and the forwarded requests).
+//! peer URLs (Raft's RPCs and the forwarded requests, [`services::member_peer`]).
+//!
+//! Dependencies between modules run one way: `services` → `node` → `lessor`, `peer`, the
+//! read-index batcher and the proposer. Those lower modules never name the node (etcd's lessor
+//! pattern: the lessor hands out expired leases and the node's loops propose the revokes).
 //!
 //! Must not depend on: openraft's storage or network internals (the `raft` crate owns them), the
 //! apiserver, or any Kubernetes type. Its unit tests use no sockets; processes on loopback are
@@ -23,9 +27,9 @@ pub mod peer;
 mod proposer;
 mod read_index;
 pub mod services;
+mod urls;
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -39,6 +43,7 @@ use tonic::service::Routes;
 
 pub use error::{Result, ServerError};
 pub use node::{Node, NodeConfig};
+pub use urls::{check_advertised_url, parse_listen_url};
 
 /// gRPC's own framing on top of a request (etcd allows the same slack over `--max-request-bytes`).
 const GRPC_OVERHEAD_BYTES: usize = 512 * 1024;
@@ -46,57 +51,6 @@ const GRPC_OVERHEAD_BYTES: usize = 512 * 1024;
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
 /// Concurrent requests per connection.
 const MAX_CONCURRENT_STREAMS: u32 = 1000;
-
-/// `http://host:port` → (host without brackets, port).
-fn split_http_url(url: &str) -> Result<(&str, u16)> {
-    let rest = url
-        .strip_prefix("http://")
-        .ok_or_else(|| ServerError::Config(format!("{url}: only http:// URLs are supported")))?;
-    let hostport = rest.trim_end_matches('/');
-    let (host, port) = hostport
-        .rsplit_once(':')
-        .ok_or_else(|| ServerError::Config(format!("{url}: missing port")))?;
-    let port: u16 = port
-        .parse()
-        .map_err(|_| ServerError::Config(format!("{url}: bad port")))?;
-    Ok((host.trim_start_matches('[').trim_end_matches(']'), port))
-}
-
-/// `http://host:port` → a socket address to listen on.
-pub fn parse_listen_url(url: &str) -> Result<SocketAddr> {
-    let (host, port) = split_http_url(url)?;
-    let ip = match host {
-        "localhost" => std::net::Ipv4Addr::LOCALHOST.into(),
-        "" => std::net::Ipv4Addr::UNSPECIFIED.into(),
-        h => h.parse().map_err(|_| {
-            ServerError::Config(format!("{url}: host must be an IP address or localhost"))
-        })?,
-    };
-    Ok(SocketAddr::new(ip, port))
-}
-
-/// Checks an advertised URL (a peer or client URL other members and clients dial):
-/// `http://host:port`, where the host is an IP address or a DNS name (as etcd allows for
-/// advertised URLs; only listen URLs must be IP addresses).
-pub fn check_advertised_url(url: &str) -> Result<()> {
-    let (host, _) = split_http_url(url)?;
-    let name_ok = !host.is_empty()
-        && host.len() <= 253
-        && host.split('.').all(|label| {
-            !label.is_empty()
-                && label.len() <= 63
-                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-        });
-    if host.parse::<std::net::IpAddr>().is_ok() || name_ok {
-        Ok(())
-    } else {
-        Err(ServerError::Config(format!(
-            "{url}: host must be an IP address or a DNS name"
-        )))
-    }
-}
 
 /// The gRPC services and HTTP routes of one node.
 pub fn routes(node: &Arc<Node>) -> Routes {
@@ -282,9 +236,10 @@ async fn serve_peers(
                 .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
                 .add_service(mainstay_raft::peer::service(
                     node.raft.clone(),
+                    node.cluster_id,
                     node.leader_lease(),
                 ))
-                .add_service(peer::service(node.clone()))
+                .add_service(services::member_peer::service(node.clone()))
                 .serve_with_incoming_shutdown(incoming, async move {
                     let _ = stop.wait_for(|s| *s).await;
                 }),
@@ -337,49 +292,6 @@ async fn version() -> axum::Json<serde_json::Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn listen_urls_parse_like_etcd() {
-        assert_eq!(
-            parse_listen_url("http://127.0.0.1:2379").unwrap(),
-            "127.0.0.1:2379".parse().unwrap()
-        );
-        assert_eq!(
-            parse_listen_url("http://localhost:2379/").unwrap(),
-            "127.0.0.1:2379".parse().unwrap()
-        );
-        assert_eq!(
-            parse_listen_url("http://[::1]:2379").unwrap(),
-            "[::1]:2379".parse().unwrap()
-        );
-        assert!(parse_listen_url("https://127.0.0.1:2379").is_err());
-        assert!(parse_listen_url("http://127.0.0.1").is_err());
-        assert!(parse_listen_url("http://example.com:2379").is_err());
-    }
-
-    #[test]
-    fn advertised_urls_may_name_hosts() {
-        for ok in [
-            "http://127.0.0.1:2380",
-            "http://[::1]:2380",
-            "http://m1:2380",
-            "http://etcd-1.example.com:2380/",
-            "http://localhost:2379",
-        ] {
-            assert!(check_advertised_url(ok).is_ok(), "{ok}");
-        }
-        for bad in [
-            "https://m1:2380",
-            "http://m1",
-            "http://m1:port",
-            "http://:2380",
-            "http://m_1:2380",
-            "http://-m1:2380",
-            "http://m1..x:2380",
-        ] {
-            assert!(check_advertised_url(bad).is_err(), "{bad}");
-        }
-    }
 
     #[tokio::test]
     async fn over_limit_requests_get_grpc_gos_status() {

@@ -6,21 +6,16 @@
 //! costs a heartbeat round to a quorum (or a request to the leader), and a thousand concurrent
 //! readers cost a thousand rounds.
 
-use std::future::Future;
-use std::pin::Pin;
-use std::sync::{Arc, Weak};
-
+use futures::future::BoxFuture;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::{Result, ServerError};
-use crate::node::Node;
 
 /// Readers waiting for the next round, at most; more wait to enqueue.
 const QUEUE: usize = 8192;
 
 /// One round's answer: `Some(index)` to wait for, `None` when the member asked was not the leader.
-type Answer = Result<Option<u64>>;
-type Round = fn(Arc<Node>) -> Pin<Box<dyn Future<Output = Answer> + Send>>;
+pub(crate) type Answer = Result<Option<u64>>;
 
 /// Queues readers and runs one round for all that are queued when it starts.
 pub(crate) struct ReadIndexBatcher {
@@ -28,9 +23,12 @@ pub(crate) struct ReadIndexBatcher {
 }
 
 impl ReadIndexBatcher {
-    /// Starts the batching task; `round` gets the read index (the task holds only a weak
-    /// reference, so it ends with the node).
-    pub(crate) fn spawn(node: Weak<Node>, round: Round) -> ReadIndexBatcher {
+    /// Starts the batching task; `round` gets the read index. The task ends when the batcher is
+    /// dropped, so `round` should hold its owner only weakly (the node passes a closure over a
+    /// `Weak<Node>`, answering [`ServerError::Stopped`] once the node is gone).
+    pub(crate) fn spawn(
+        round: impl Fn() -> BoxFuture<'static, Answer> + Send + 'static,
+    ) -> ReadIndexBatcher {
         let (queue, mut rx) = mpsc::channel::<oneshot::Sender<Answer>>(QUEUE);
         tokio::spawn(async move {
             let mut batch = Vec::new();
@@ -47,8 +45,7 @@ impl ReadIndexBatcher {
                 if batch.is_empty() {
                     continue;
                 }
-                let Some(node) = node.upgrade() else { break };
-                let answer = round(node).await;
+                let answer = round().await;
                 for waiter in batch.drain(..) {
                     let _ = waiter.send(match &answer {
                         Ok(index) => Ok(*index),

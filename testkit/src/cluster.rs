@@ -21,14 +21,12 @@ use std::time::Duration;
 use etcd_client::{Client, ConnectOptions, MemberAddOptions, StatusResponse};
 use tokio::time::Instant;
 
+use crate::client::{certainly_not_sent, client_options, connect, connect_with, REQUEST_TIMEOUT};
+
 /// How long a member may take from spawn until it answers client requests.
 pub const START_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long the cluster may take to elect a leader.
 pub const LEADER_TIMEOUT: Duration = Duration::from_secs(30);
-/// Upper bound for a single client request made by the harness.
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
-/// Upper bound for establishing a connection.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long membership changes are retried while the server refuses them as premature
 /// ("unhealthy cluster", learner not in sync yet, ...).
 pub const MEMBERSHIP_TIMEOUT: Duration = Duration::from_secs(60);
@@ -929,7 +927,7 @@ fn member_info(m: &etcd_client::Member) -> MemberInfo {
 
 /// Refusals after which the change was certainly not made and may succeed later.
 fn is_retryable_membership_refusal(e: &etcd_client::Error) -> bool {
-    if crate::workload::certainly_not_sent(e) {
+    if certainly_not_sent(e) {
         return true;
     }
     let text = e.to_string();
@@ -943,34 +941,8 @@ fn is_retryable_membership_refusal(e: &etcd_client::Error) -> bool {
     .any(|m| text.contains(m))
 }
 
-/// Client options used by the harness and workloads: bounded connect and request times, and
-/// HTTP/2 keep-alive so a dead connection is noticed.
-pub fn client_options(request_timeout: Option<Duration>) -> ConnectOptions {
-    let options = ConnectOptions::new()
-        .with_connect_timeout(CONNECT_TIMEOUT)
-        .with_keep_alive(Duration::from_secs(2), Duration::from_secs(2));
-    match request_timeout {
-        Some(t) => options.with_timeout(t),
-        None => options,
-    }
-}
-
 fn short_options() -> ConnectOptions {
     client_options(Some(Duration::from_secs(2)))
-}
-
-/// A client of these endpoints with [`client_options`] (request timeout [`REQUEST_TIMEOUT`]).
-pub async fn connect(endpoints: &[String]) -> Client {
-    connect_with(endpoints, client_options(Some(REQUEST_TIMEOUT))).await
-}
-
-/// A client of these endpoints with these options. Connecting is lazy (the first request
-/// connects), so this does not fail for a member that is down.
-pub async fn connect_with(endpoints: &[String], options: ConnectOptions) -> Client {
-    tokio::time::timeout(REQUEST_TIMEOUT, Client::connect(endpoints, Some(options)))
-        .await
-        .unwrap_or_else(|_| panic!("creating a client for {endpoints:?} timed out"))
-        .unwrap_or_else(|e| panic!("creating a client for {endpoints:?}: {e}"))
 }
 
 /// Awaits a client call, turning a hang past [`REQUEST_TIMEOUT`] into an error.

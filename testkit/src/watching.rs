@@ -9,7 +9,7 @@ use etcd_client::{EventType, GetOptions, WatchOptions};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use crate::cluster::{client_options, connect_with};
+use crate::client::{client_options, connect_with};
 use crate::watchcheck::Change;
 use crate::workload::Endpoints;
 

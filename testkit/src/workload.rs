@@ -18,7 +18,7 @@ use rand::{Rng, SeedableRng};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use crate::cluster::{client_options, connect_with};
+use crate::client::{certainly_not_sent, client_options, connect_with, header_revision};
 use crate::history::{History, Op, Outcome, Record};
 use crate::watchcheck::Change;
 
@@ -105,28 +105,6 @@ impl Router {
     pub fn rotate(&mut self) {
         self.position = self.position.wrapping_add(1);
     }
-}
-
-/// Whether the request certainly never reached a server: the connection could not be made
-/// (refused, or the connect attempt timed out). Everything else may have been applied.
-pub fn certainly_not_sent(e: &etcd_client::Error) -> bool {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(err) = source {
-        if let Some(io) = err.downcast_ref::<std::io::Error>() {
-            if io.kind() == std::io::ErrorKind::ConnectionRefused {
-                return true;
-            }
-        }
-        let text = err.to_string();
-        if text.contains("tcp connect error")
-            || text.contains("Connection refused")
-            || text.contains("error trying to connect")
-        {
-            return true;
-        }
-        source = err.source();
-    }
-    false
 }
 
 /// The mix of a [`RegisterWorkload`].
@@ -304,10 +282,6 @@ pub async fn execute(client: &mut Client, op: &Op) -> Result<(Outcome, i64), etc
             ))
         }
     }
-}
-
-fn header_revision(header: Option<&etcd_client::ResponseHeader>) -> i64 {
-    header.map(|h| h.revision()).unwrap_or(0)
 }
 
 /// A put that was acknowledged.

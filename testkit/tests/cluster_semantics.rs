@@ -13,10 +13,8 @@ use etcd_client::{
     Client, GetOptions, LeaseTimeToLiveOptions, LeaseTimeToLiveResponse, PutOptions, Txn, TxnOp,
     WatchStream,
 };
-use mainstay_testkit::cluster::{
-    client_options, connect_with, AddMember, Cluster, ClusterOptions, Target, LEADER_TIMEOUT,
-    REQUEST_TIMEOUT,
-};
+use mainstay_testkit::client::{client_options, connect_with, REQUEST_TIMEOUT};
+use mainstay_testkit::cluster::{AddMember, Cluster, ClusterOptions, Target, LEADER_TIMEOUT};
 use tokio::time::Instant;
 
 /// The servers' default `--election-timeout`.

@@ -8,7 +8,8 @@
 //! - `kubectl explain` finds the component schema carrying the kind's GVK extension and walks its
 //!   `$ref`s (wrapped in `allOf` where a description sits beside them, as kube does).
 //! - client-side `kubectl apply` builds strategic merge patches from `x-kubernetes-patch-*` and
-//!   `x-kubernetes-list-*` on the properties; schemars lacks them, so [`LIST_EXTENSIONS`] adds them.
+//!   `x-kubernetes-list-*` on the properties; schemars lacks them, so `list_extensions` adds
+//!   them from the one schema table, [`crate::machinery::schema`].
 //!
 //! Schemas come from k8s-openapi's schemars (0.8) implementations, so they follow the Kubernetes
 //! 1.32 types without being written by hand. Documents are built once and cached serialized,
@@ -25,6 +26,7 @@ use schemars::schema::Schema;
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha512};
 
+use crate::machinery::schema::{self, Field, ListType, PatchStrategy, Quirk};
 use crate::resources::{group_versions, ResourceInfo, Subresource, RESOURCES};
 
 /// Builds the errors a document build can hit; none depends on client input, so they only
@@ -72,310 +74,32 @@ fn schema_name(group: &str, version: &str, kind: &str) -> String {
 
 const META: &str = "io.k8s.apimachinery.pkg.apis.meta.v1";
 
-/// Strategic-merge and server-side-apply metadata on properties, from the `patchStrategy` /
-/// `patchMergeKey` tags and `+listType` / `+listMapKey` markers of the Kubernetes 1.32 Go types
-/// reachable from the kinds we serve. Per schema: (property, list, patch), where list is
-/// `map:<key>[,<key>]`, `set`, `atomic` or `""`, and patch is `<strategy>[:<merge key>]` or `""`.
-pub const LIST_EXTENSIONS: &[(&str, &[PropertyExtension])] = &[
-    (
-        "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta",
-        &[
-            ("finalizers", "set", "merge"),
-            ("ownerReferences", "map:uid", "merge:uid"),
-            ("managedFields", "atomic", ""),
-        ],
-    ),
-    (
-        "io.k8s.apimachinery.pkg.apis.meta.v1.LabelSelector",
-        &[("matchExpressions", "atomic", "")],
-    ),
-    (
-        "io.k8s.apimachinery.pkg.apis.meta.v1.LabelSelectorRequirement",
-        &[("values", "atomic", "")],
-    ),
-    (
-        "io.k8s.api.core.v1.PodSpec",
-        &[
-            ("containers", "map:name", "merge:name"),
-            ("initContainers", "map:name", "merge:name"),
-            ("ephemeralContainers", "map:name", "merge:name"),
-            ("volumes", "map:name", "merge,retainKeys:name"),
-            ("imagePullSecrets", "map:name", "merge:name"),
-            ("hostAliases", "map:ip", "merge:ip"),
-            ("tolerations", "atomic", ""),
-            ("readinessGates", "atomic", ""),
-            (
-                "topologySpreadConstraints",
-                "map:topologyKey,whenUnsatisfiable",
-                "merge:topologyKey",
-            ),
-            ("schedulingGates", "map:name", "merge:name"),
-            ("resourceClaims", "map:name", "merge,retainKeys:name"),
-        ],
-    ),
-    (
-        "io.k8s.api.core.v1.PodSecurityContext",
-        &[
-            ("supplementalGroups", "atomic", ""),
-            ("sysctls", "atomic", ""),
-        ],
-    ),
-    (
-        "io.k8s.api.core.v1.PodDNSConfig",
-        &[
-            ("nameservers", "atomic", ""),
-            ("options", "atomic", ""),
-            ("searches", "atomic", ""),
-        ],
-    ),
-    (
-        "io.k8s.api.core.v1.HostAlias",
-        &[("hostnames", "atomic", "")],
-    ),
-    (
-        "io.k8s.api.core.v1.Container",
-        &[
-            ("ports", "map:containerPort,protocol", "merge:containerPort"),
-            ("env", "map:name", "merge:name"),
-            ("envFrom", "atomic", ""),
-            ("volumeMounts", "map:mountPath", "merge:mountPath"),
-            ("volumeDevices", "map:devicePath", "merge:devicePath"),
-            ("resizePolicy", "atomic", ""),
-            ("args", "atomic", ""),
-            ("command", "atomic", ""),
-        ],
-    ),
-    (
-        "io.k8s.api.core.v1.EphemeralContainer",
-        &[
-            ("ports", "map:containerPort,protocol", "merge:containerPort"),
-            ("env", "map:name", "merge:name"),
-            ("envFrom", "atomic", ""),
-            ("volumeMounts", "map:mountPath", "merge:mountPath"),
-            ("volumeDevices", "map:devicePath", "merge:devicePath"),
-            ("resizePolicy", "atomic", ""),
-            ("args", "atomic", ""),
-            ("command", "atomic", ""),
-        ],
-    ),
-    (
-        "io.k8s.api.core.v1.ResourceRequirements",
-        &[("claims", "map:name", "")],
-    ),
-    (
-        "io.k8s.api.core.v1.Capabilities",
-        &[("add", "atomic", ""), ("drop", "atomic", "")],
-    ),
-    (
-        "io.k8s.api.core.v1.ExecAction",
-        &[("command", "atomic", "")],
-    ),
-    (
-        "io.k8s.api.core.v1.HTTPGetAction",
-        &[("httpHeaders", "atomic", "")],
-    ),
-    (
-        "io.k8s.api.core.v1.NodeSelector",
-        &[("nodeSelectorTerms", "atomic", "")],
-    ),
-    (
-        "io.k8s.api.core.v1.NodeSelectorTerm",
-        &[
-            ("matchExpressions", "atomic", ""),
-            ("matchFields", "atomic", ""),
-        ],
-    ),
-    (
-        "io.k8s.api.core.v1.NodeSelectorRequirement",
-        &[("values", "atomic", "")],
-    ),
-    (
-        "io.k8s.api.core.v1.NodeAffinity",
-        &[(
-            "preferredDuringSchedulingIgnoredDuringExecution",
-            "atomic",
-            "",
-        )],
-    ),
-    (
-        "io.k8s.api.core.v1.PodAffinity",
-        &[
-            (
-                "preferredDuringSchedulingIgnoredDuringExecution",
-                "atomic",
-                "",
-            ),
-            (
-                "requiredDuringSchedulingIgnoredDuringExecution",
-                "atomic",
-                "",
-            ),
-        ],
-    ),
-    (
-        "io.k8s.api.core.v1.PodAntiAffinity",
-        &[
-            (
-                "preferredDuringSchedulingIgnoredDuringExecution",
-                "atomic",
-                "",
-            ),
-            (
-                "requiredDuringSchedulingIgnoredDuringExecution",
-                "atomic",
-                "",
-            ),
-        ],
-    ),
-    (
-        "io.k8s.api.core.v1.PodAffinityTerm",
-        &[
-            ("namespaces", "atomic", ""),
-            ("matchLabelKeys", "atomic", ""),
-            ("mismatchLabelKeys", "atomic", ""),
-        ],
-    ),
-    (
-        "io.k8s.api.core.v1.TopologySpreadConstraint",
-        &[("matchLabelKeys", "atomic", "")],
-    ),
-    (
-        "io.k8s.api.core.v1.ProjectedVolumeSource",
-        &[("sources", "atomic", "")],
-    ),
-    (
-        "io.k8s.api.core.v1.ConfigMapVolumeSource",
-        &[("items", "atomic", "")],
-    ),
-    (
-        "io.k8s.api.core.v1.SecretVolumeSource",
-        &[("items", "atomic", "")],
-    ),
-    (
-        "io.k8s.api.core.v1.DownwardAPIVolumeSource",
-        &[("items", "atomic", "")],
-    ),
-    (
-        "io.k8s.api.core.v1.PodStatus",
-        &[
-            ("conditions", "map:type", "merge:type"),
-            ("podIPs", "map:ip", "merge:ip"),
-            ("hostIPs", "atomic", "merge:ip"),
-            ("containerStatuses", "atomic", ""),
-            ("initContainerStatuses", "atomic", ""),
-            ("ephemeralContainerStatuses", "atomic", ""),
-            ("resourceClaimStatuses", "map:name", "merge,retainKeys:name"),
-        ],
-    ),
-    (
-        "io.k8s.api.core.v1.ServiceSpec",
-        &[
-            ("ports", "map:port,protocol", "merge:port"),
-            ("clusterIPs", "atomic", ""),
-            ("externalIPs", "atomic", ""),
-            ("ipFamilies", "atomic", ""),
-            ("loadBalancerSourceRanges", "atomic", ""),
-        ],
-    ),
-    (
-        "io.k8s.api.core.v1.ServiceStatus",
-        &[("conditions", "map:type", "merge:type")],
-    ),
-    (
-        "io.k8s.api.core.v1.LoadBalancerStatus",
-        &[("ingress", "atomic", "")],
-    ),
-    (
-        "io.k8s.api.core.v1.LoadBalancerIngress",
-        &[("ports", "atomic", "")],
-    ),
-    ("io.k8s.api.core.v1.Endpoints", &[("subsets", "atomic", "")]),
-    (
-        "io.k8s.api.core.v1.EndpointSubset",
-        &[
-            ("addresses", "atomic", ""),
-            ("notReadyAddresses", "atomic", ""),
-            ("ports", "atomic", ""),
-        ],
-    ),
-    (
-        "io.k8s.api.core.v1.NodeSpec",
-        &[("podCIDRs", "set", "merge"), ("taints", "atomic", "")],
-    ),
-    (
-        "io.k8s.api.core.v1.NodeStatus",
-        &[
-            ("conditions", "map:type", "merge:type"),
-            ("addresses", "map:type", "merge:type"),
-            ("images", "atomic", ""),
-            ("volumesInUse", "atomic", ""),
-            ("volumesAttached", "atomic", ""),
-        ],
-    ),
-    (
-        "io.k8s.api.core.v1.NamespaceSpec",
-        &[("finalizers", "atomic", "")],
-    ),
-    (
-        "io.k8s.api.core.v1.NamespaceStatus",
-        &[("conditions", "map:type", "merge:type")],
-    ),
-    (
-        "io.k8s.api.apps.v1.DeploymentSpec",
-        &[("strategy", "", "retainKeys")],
-    ),
-    (
-        "io.k8s.api.apps.v1.DeploymentStatus",
-        &[("conditions", "map:type", "merge:type")],
-    ),
-    (
-        "io.k8s.api.apps.v1.ReplicaSetStatus",
-        &[("conditions", "map:type", "merge:type")],
-    ),
-];
-
-/// (property, list, patch): see [`LIST_EXTENSIONS`].
-pub type PropertyExtension = (&'static str, &'static str, &'static str);
-
-/// The `x-kubernetes-*` keys one [`LIST_EXTENSIONS`] entry stands for.
-fn list_extensions(list: &str, patch: &str) -> Vec<(&'static str, Value)> {
+/// The `x-kubernetes-*` keys a [`schema::FIELDS`] row publishes on its property: strategic
+/// merge and server-side-apply metadata from the `patchStrategy` / `patchMergeKey` tags and
+/// `+listType` / `+listMapKey` / `+mapType` markers (rows marked [`Quirk::NotInOpenApi`] are
+/// left out by the caller).
+fn list_extensions(f: &Field) -> Vec<(&'static str, Value)> {
     let mut out = Vec::new();
-    let (list_type, keys) = list.split_once(':').unwrap_or((list, ""));
-    if !list_type.is_empty() {
-        out.push(("x-kubernetes-list-type", json!(list_type)));
+    match f.list {
+        ListType::Unset => {}
+        ListType::Atomic => out.push(("x-kubernetes-list-type", json!("atomic"))),
+        ListType::Set => out.push(("x-kubernetes-list-type", json!("set"))),
+        ListType::Map { keys, .. } => {
+            out.push(("x-kubernetes-list-type", json!("map")));
+            out.push(("x-kubernetes-list-map-keys", json!(keys)));
+        }
     }
-    if !keys.is_empty() {
-        let keys: Vec<&str> = keys.split(',').collect();
-        out.push(("x-kubernetes-list-map-keys", json!(keys)));
+    if f.patch != PatchStrategy::Unset {
+        out.push(("x-kubernetes-patch-strategy", json!(f.patch.as_str())));
     }
-    let (strategy, merge_key) = patch.split_once(':').unwrap_or((patch, ""));
-    if !strategy.is_empty() {
-        out.push(("x-kubernetes-patch-strategy", json!(strategy)));
+    if !f.merge_key.is_empty() {
+        out.push(("x-kubernetes-patch-merge-key", json!(f.merge_key)));
     }
-    if !merge_key.is_empty() {
-        out.push(("x-kubernetes-patch-merge-key", json!(merge_key)));
+    if f.atomic {
+        out.push(("x-kubernetes-map-type", json!("atomic")));
     }
     out
 }
-
-/// Structs kube marks `+structType=atomic` (`x-kubernetes-map-type: atomic`): references and
-/// selectors that server-side apply replaces whole.
-pub const ATOMIC_STRUCTS: &[&str] = &[
-    "io.k8s.apimachinery.pkg.apis.meta.v1.LabelSelector",
-    "io.k8s.api.core.v1.LocalObjectReference",
-    "io.k8s.api.core.v1.ConfigMapKeySelector",
-    "io.k8s.api.core.v1.SecretKeySelector",
-    "io.k8s.api.core.v1.ObjectFieldSelector",
-    "io.k8s.api.core.v1.ResourceFieldSelector",
-    "io.k8s.api.core.v1.ConfigMapEnvSource",
-    "io.k8s.api.core.v1.SecretEnvSource",
-    "io.k8s.api.core.v1.NodeSelector",
-    "io.k8s.api.core.v1.NodeSelectorTerm",
-    "io.k8s.api.core.v1.ConfigMapProjection",
-    "io.k8s.api.core.v1.SecretProjection",
-    "io.k8s.api.core.v1.TypedLocalObjectReference",
-    "io.k8s.api.core.v1.ObjectReference",
-];
 
 /// `CoreV1`, `AppsV1`, `CoordinationV1`: the group-version part of kube's operationIds.
 fn op_prefix(group: &str, version: &str) -> String {
@@ -1059,22 +783,31 @@ fn build_schemas(group: &str, version: &str) -> Result<Map<String, Value>, OpenA
         json!({"description": "Patch is provided to give a concrete name and type to the Kubernetes PATCH request body.", "type": "object"}),
     );
 
-    for (schema, props) in LIST_EXTENSIONS {
-        for (property, list, patch) in *props {
+    for f in schema::FIELDS {
+        if f.quirk == Quirk::NotInOpenApi {
+            continue;
+        }
+        let extensions = list_extensions(f);
+        if extensions.is_empty() {
+            continue;
+        }
+        for owner in schema::types_with_rows_of(f.owner) {
             let Some(Value::Object(p)) = schemas
-                .get_mut(*schema)
+                .get_mut(owner)
                 .and_then(|s| s.get_mut("properties"))
-                .and_then(|ps| ps.get_mut(*property))
+                .and_then(|ps| ps.get_mut(f.name))
             else {
                 continue;
             };
-            for (key, value) in list_extensions(list, patch) {
-                p.insert(key.to_string(), value);
+            for (key, value) in &extensions {
+                p.insert(key.to_string(), value.clone());
             }
         }
     }
-    for name in ATOMIC_STRUCTS {
-        set_extension(&mut schemas, name, "x-kubernetes-map-type", json!("atomic"));
+    for (name, quirk) in schema::ATOMIC_TYPES {
+        if *quirk != Quirk::NotInOpenApi {
+            set_extension(&mut schemas, name, "x-kubernetes-map-type", json!("atomic"));
+        }
     }
     Ok(schemas)
 }
@@ -1170,7 +903,6 @@ pub fn v3_document(path: &str) -> Option<(Arc<Vec<u8>>, String)> {
 /// ("mime: unexpected content after media subtype"), so answer with octet-stream.
 pub const V2_PROTOBUF_CONTENT_TYPE: &str = "application/octet-stream";
 /// The media type kubectl's Accept names for the protobuf v2 document.
-#[allow(dead_code)] // unused since the apiserver modules became private; to use or delete
 pub const V2_PROTOBUF_ACCEPT: &str = "application/com.github.proto-openapi.spec.v2@v1.0+protobuf";
 
 /// `GET /openapi/v2`: a valid but empty swagger 2.0 document (`swagger`, `info`, empty `paths`),
@@ -1195,7 +927,6 @@ pub fn v2_protobuf() -> &'static [u8] {
 }
 
 /// The same empty document as JSON, for clients asking `application/json`.
-#[allow(dead_code)] // unused since the apiserver modules became private; to use or delete
 pub fn v2_json() -> Value {
     json!({"swagger": "2.0", "info": {"title": "Kubernetes", "version": "v1.32.0"}, "paths": {}})
 }
@@ -1220,277 +951,4 @@ fn pb_string(out: &mut Vec<u8>, field: u64, s: &str) {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn doc(path: &str) -> Value {
-        let (bytes, _) = v3_document(path).expect("document served");
-        serde_json::from_slice(&bytes).expect("valid json")
-    }
-
-    #[test]
-    fn every_group_version_has_a_document() {
-        for (g, v) in group_versions() {
-            build_document(g, v).expect("builds");
-            assert!(v3_document(&doc_path(g, v)).is_some());
-        }
-        assert!(v3_document("apis/batch/v1").is_none());
-        assert!(v3_document("../etc").is_none());
-        let root = v3_root();
-        let url = root["paths"]["api/v1"]["serverRelativeURL"]
-            .as_str()
-            .expect("url");
-        let (_, hash) = v3_document("api/v1").expect("doc");
-        assert_eq!(url, format!("/openapi/v3/api/v1?hash={hash}"));
-        assert_eq!(hash.len(), 128);
-    }
-
-    #[test]
-    fn v2_protobuf_bytes() {
-        let expected: Vec<u8> = [
-            &[0x0a, 3][..],
-            b"2.0",
-            &[0x12, 21, 0x0a, 10],
-            b"Kubernetes",
-            &[0x12, 7],
-            b"v1.32.0",
-            &[0x42, 0],
-        ]
-        .concat();
-        assert_eq!(v2_protobuf(), expected.as_slice());
-        let mut long = Vec::new();
-        pb_varint(&mut long, 300);
-        assert_eq!(long, [0xac, 0x02]);
-        assert_eq!(v2_json()["swagger"], "2.0");
-    }
-
-    #[test]
-    fn names_and_ids() {
-        assert_eq!(op_prefix("", "v1"), "CoreV1");
-        assert_eq!(op_prefix("apps", "v1"), "AppsV1");
-        assert_eq!(op_prefix("coordination.k8s.io", "v1"), "CoordinationV1");
-        assert_eq!(
-            op_prefix("rbac.authorization.k8s.io", "v1"),
-            "RbacAuthorizationV1"
-        );
-        assert_eq!(tag("coordination.k8s.io", "v1"), "coordination_v1");
-        assert_eq!(
-            schema_name("coordination.k8s.io", "v1", "Lease"),
-            "io.k8s.api.coordination.v1.Lease"
-        );
-    }
-
-    /// Mirrors `supportsQueryParamV3` in cli-runtime: the first PATCH operation tagged with the
-    /// GVK must list `fieldValidation` by name. Map order is random in Go, so all must.
-    #[test]
-    fn every_patch_for_a_kind_accepts_field_validation() {
-        for r in RESOURCES {
-            let d = doc(&doc_path(r.group, r.version));
-            let mut found = 0;
-            for (path, item) in d["paths"].as_object().expect("paths") {
-                let Some(patch) = item.get("patch") else {
-                    continue;
-                };
-                let gvk = &patch["x-kubernetes-group-version-kind"];
-                if gvk["group"] != r.group || gvk["version"] != r.version || gvk["kind"] != r.kind {
-                    continue;
-                }
-                found += 1;
-                let names: Vec<&str> = patch["parameters"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|p| p["name"].as_str())
-                    .collect();
-                assert!(names.contains(&"fieldValidation"), "{path}");
-            }
-            assert!(found >= 1, "{}", r.kind);
-        }
-    }
-
-    #[test]
-    fn pod_paths_and_operation_ids() {
-        let d = doc("api/v1");
-        let p = &d["paths"];
-        assert_eq!(
-            p["/api/v1/namespaces/{namespace}/pods"]["get"]["operationId"],
-            "listCoreV1NamespacedPod"
-        );
-        assert_eq!(
-            p["/api/v1/namespaces/{namespace}/pods/{name}"]["patch"]["operationId"],
-            "patchCoreV1NamespacedPod"
-        );
-        assert_eq!(
-            p["/api/v1/namespaces/{namespace}/pods/{name}/status"]["put"]["operationId"],
-            "replaceCoreV1NamespacedPodStatus"
-        );
-        let binding = &p["/api/v1/namespaces/{namespace}/pods/{name}/binding"]["post"];
-        assert_eq!(binding["operationId"], "createCoreV1NamespacedPodBinding");
-        assert_eq!(
-            binding["x-kubernetes-group-version-kind"]["kind"],
-            "Binding"
-        );
-        assert_eq!(
-            p["/api/v1/pods"]["get"]["operationId"],
-            "listCoreV1PodForAllNamespaces"
-        );
-        assert_eq!(
-            p["/api/v1/nodes/{name}"]["delete"]["operationId"],
-            "deleteCoreV1Node"
-        );
-        assert_eq!(
-            p["/api/v1/watch/namespaces/{namespace}/pods"]["get"]["x-kubernetes-action"],
-            "watchlist"
-        );
-        assert!(p.get("/api/v1/nodes/{name}/binding").is_none());
-        let d = doc("apis/apps/v1");
-        let scale =
-            &d["paths"]["/apis/apps/v1/namespaces/{namespace}/deployments/{name}/scale"]["patch"];
-        assert_eq!(scale["operationId"], "patchAppsV1NamespacedDeploymentScale");
-        assert_eq!(
-            scale["x-kubernetes-group-version-kind"],
-            json!({"group": "autoscaling", "version": "v1", "kind": "Scale"})
-        );
-        assert!(d["components"]["schemas"]["io.k8s.api.autoscaling.v1.Scale"].is_object());
-    }
-
-    #[test]
-    fn every_ref_resolves() {
-        fn refs<'a>(v: &'a Value, out: &mut Vec<&'a str>) {
-            match v {
-                Value::Object(m) => {
-                    if let Some(Value::String(r)) = m.get("$ref") {
-                        out.push(r);
-                    }
-                    m.values().for_each(|c| refs(c, out));
-                }
-                Value::Array(a) => a.iter().for_each(|c| refs(c, out)),
-                _ => {}
-            }
-        }
-        for (g, v) in group_versions() {
-            let d = doc(&doc_path(g, v));
-            let mut out = Vec::new();
-            refs(&d, &mut out);
-            assert!(!out.is_empty());
-            for r in out {
-                let name = r.strip_prefix("#/components/schemas/").expect("local ref");
-                assert!(
-                    d["components"]["schemas"][name].is_object(),
-                    "{name} in {g}/{v}"
-                );
-            }
-        }
-    }
-
-    #[test]
-    fn kinds_carry_gvk_and_lists_exist() {
-        for r in RESOURCES {
-            let d = doc(&doc_path(r.group, r.version));
-            let s = &d["components"]["schemas"];
-            let kind = &s[schema_name(r.group, r.version, r.kind)];
-            assert_eq!(
-                kind["x-kubernetes-group-version-kind"],
-                gvk_list(&[(r.group, r.version, r.kind)])
-            );
-            let list = &s[schema_name(r.group, r.version, &format!("{}List", r.kind))];
-            assert_eq!(
-                list["x-kubernetes-group-version-kind"][0]["kind"],
-                format!("{}List", r.kind)
-            );
-        }
-    }
-
-    #[test]
-    fn extension_specs_expand() {
-        assert_eq!(
-            list_extensions("map:containerPort,protocol", "merge:containerPort"),
-            vec![
-                ("x-kubernetes-list-type", json!("map")),
-                (
-                    "x-kubernetes-list-map-keys",
-                    json!(["containerPort", "protocol"])
-                ),
-                ("x-kubernetes-patch-strategy", json!("merge")),
-                ("x-kubernetes-patch-merge-key", json!("containerPort")),
-            ]
-        );
-        assert_eq!(
-            list_extensions("", "retainKeys"),
-            vec![("x-kubernetes-patch-strategy", json!("retainKeys"))]
-        );
-        assert_eq!(
-            list_extensions("set", "merge"),
-            vec![
-                ("x-kubernetes-list-type", json!("set")),
-                ("x-kubernetes-patch-strategy", json!("merge")),
-            ]
-        );
-        assert!(list_extensions("", "").is_empty());
-    }
-
-    #[test]
-    fn strategic_merge_metadata_present() {
-        let d = doc("api/v1");
-        let s = &d["components"]["schemas"];
-        let containers = &s["io.k8s.api.core.v1.PodSpec"]["properties"]["containers"];
-        assert_eq!(containers["x-kubernetes-patch-merge-key"], "name");
-        assert_eq!(containers["x-kubernetes-patch-strategy"], "merge");
-        assert_eq!(containers["x-kubernetes-list-type"], "map");
-        assert_eq!(containers["x-kubernetes-list-map-keys"], json!(["name"]));
-        let ports = &s["io.k8s.api.core.v1.Container"]["properties"]["ports"];
-        assert_eq!(
-            ports["x-kubernetes-list-map-keys"],
-            json!(["containerPort", "protocol"])
-        );
-        // Every table entry must name a real property of a schema in some document: a typo
-        // would silently drop the extension.
-        let mut all = Map::new();
-        for (g, v) in group_versions() {
-            if let Value::Object(m) = doc(&doc_path(g, v))["components"]["schemas"].clone() {
-                all.extend(m);
-            }
-        }
-        for (schema, props) in LIST_EXTENSIONS {
-            for (property, _, _) in *props {
-                assert!(
-                    all[*schema]["properties"][*property].is_object(),
-                    "{schema}.{property}"
-                );
-            }
-        }
-        for name in ATOMIC_STRUCTS {
-            assert!(all[*name].is_object(), "{name}");
-        }
-    }
-
-    #[test]
-    fn metadata_is_optional_except_on_core_events() {
-        let d = doc("api/v1");
-        let s = &d["components"]["schemas"];
-        assert!(s["io.k8s.api.core.v1.Pod"].get("required").is_none());
-        assert_eq!(
-            s["io.k8s.api.core.v1.Binding"]["required"],
-            json!(["target"])
-        );
-        assert_eq!(
-            s["io.k8s.api.core.v1.Event"]["required"],
-            json!(["involvedObject", "metadata"])
-        );
-        assert_eq!(
-            s["io.k8s.api.core.v1.Container"]["required"],
-            json!(["name"])
-        );
-    }
-
-    #[test]
-    fn refs_with_siblings_are_wrapped() {
-        let d = doc("api/v1");
-        let md = &d["components"]["schemas"]["io.k8s.api.core.v1.Pod"]["properties"]["metadata"];
-        assert!(md.get("$ref").is_none());
-        assert_eq!(
-            md["allOf"][0]["$ref"],
-            "#/components/schemas/io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"
-        );
-    }
-}
+mod tests;

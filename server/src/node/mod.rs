@@ -9,15 +9,22 @@
 //! read index from the leader ([`Node::read_barrier`]) and wait until this member applied it.
 //!
 //! Leases: every member tracks leases as they are applied; only the leader runs expiry, and
-//! periodically checkpoints remaining TTLs through Raft so a new leader continues from them.
+//! periodically checkpoints remaining TTLs through Raft so a new leader continues from them
+//! (`node/lease_loops.rs`). Listing and changing the membership: `node/membership.rs`.
+//!
+//! The node uses the lessor, the read-index batcher and the peer client, and none of them knows
+//! the node: the batcher gets a closure over a `Weak<Node>`, the peer client gets the URL the node
+//! resolved, and the loops that propose for the lessor are the node's own.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
+use futures::future::BoxFuture;
 use mainstay_proto::etcdserverpb as pb;
+use mainstay_raft::identity::PeerIdentity;
 use mainstay_raft::log_store::LogStore;
 use mainstay_raft::network::NetworkFactory;
 use mainstay_raft::state_machine::{open_store, ApplyObserver, StateMachine};
@@ -30,9 +37,13 @@ use tokio::sync::watch;
 
 use crate::error::{Result, ServerError};
 use crate::lessor::Lessor;
-use crate::peer::{ClusterOp, LeaseTtl, MemberInfo, PeerClients};
+use crate::peer::client::PeerClients;
+use crate::peer::wire::{ClusterOp, LeaseTtl};
 use crate::proposer::Proposer;
-use crate::read_index::ReadIndexBatcher;
+use crate::read_index::{self, ReadIndexBatcher};
+
+mod lease_loops;
+mod membership;
 
 /// Whether this member creates a new cluster with `--initial-cluster` or joins one that exists.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -154,6 +165,19 @@ pub(crate) fn member_id_for(peer_urls: &[String], token: &str, salt: &str) -> u6
     derive_id(&[&urls.join(","), token, salt])
 }
 
+/// A read-index round for a [`ReadIndexBatcher`], run on the node behind `node`. The batcher holds
+/// only this weak reference, so it does not keep the node alive; once the node is gone a round
+/// answers [`ServerError::Stopped`].
+fn read_round(
+    node: Weak<Node>,
+    round: fn(Arc<Node>) -> BoxFuture<'static, read_index::Answer>,
+) -> impl Fn() -> BoxFuture<'static, read_index::Answer> + Send + 'static {
+    move || match node.upgrade() {
+        Some(node) => round(node),
+        None => Box::pin(async { Err(ServerError::Stopped) }),
+    }
+}
+
 /// Tells the watch hub, the lessor and index waiters what the state machine applied.
 struct Observer {
     store: Arc<Store>,
@@ -215,7 +239,10 @@ impl Node {
         let raft = Raft::new(
             identity.member_id,
             Arc::new(raft_config),
-            NetworkFactory::default(),
+            NetworkFactory::new(PeerIdentity {
+                cluster_id: identity.cluster_id,
+                member_id: identity.member_id,
+            }),
             log,
             sm,
         )
@@ -234,12 +261,12 @@ impl Node {
         let proposer = Proposer::spawn(raft.clone(), config.request_timeout());
         let node = Arc::new_cyclic(|weak| Node {
             proposer,
-            reads: ReadIndexBatcher::spawn(weak.clone(), |node| {
+            reads: ReadIndexBatcher::spawn(read_round(weak.clone(), |node| {
                 Box::pin(async move { node.read_index_round().await })
-            }),
-            leader_reads: ReadIndexBatcher::spawn(weak.clone(), |node| {
+            })),
+            leader_reads: ReadIndexBatcher::spawn(read_round(weak.clone(), |node| {
                 Box::pin(async move { node.read_index_local().await })
-            }),
+            })),
             db_size: AtomicU64::new(store.size_bytes()),
             config,
             store,
@@ -257,8 +284,8 @@ impl Node {
         });
         tokio::spawn(hub.run_catch_up());
         tokio::spawn(follow_leadership(Arc::downgrade(&node)));
-        tokio::spawn(crate::lessor::run_expiry(Arc::downgrade(&node)));
-        tokio::spawn(crate::lessor::run_checkpoints(Arc::downgrade(&node)));
+        tokio::spawn(Node::run_expiry(Arc::downgrade(&node)));
+        tokio::spawn(Node::run_checkpoints(Arc::downgrade(&node)));
         tokio::spawn(publish(Arc::downgrade(&node)));
         tokio::spawn(refresh_size(Arc::downgrade(&node)));
         Ok(node)
@@ -350,7 +377,11 @@ impl Node {
             let attempt = if leader == self.member_id {
                 self.propose_local(command.clone()).await
             } else {
-                match self.peers.propose(self, leader, &command, deadline).await? {
+                let forwarded = match self.peer_url(leader) {
+                    Some(url) => self.peers.propose(&url, &command, deadline).await?,
+                    None => None,
+                };
+                match forwarded {
                     None => Ok(None),
                     Some((index, Ok(output))) => Ok(Some((index, output))),
                     Some((_, Err(e))) => Err(ServerError::Store(e)),
@@ -421,7 +452,10 @@ impl Node {
         if leader == self.member_id {
             self.read_index_local().await
         } else {
-            self.peers.read_index(self, leader, deadline).await
+            match self.peer_url(leader) {
+                Some(url) => self.peers.read_index(&url, deadline).await,
+                None => Ok(None),
+            }
         }
     }
 
@@ -440,46 +474,6 @@ impl Node {
             Ok(Ok((read, _applied))) => Ok(Some(read.map(|l| l.index).unwrap_or(0))),
             Ok(Err(ORaftError::APIError(_))) => Ok(None),
             Ok(Err(ORaftError::Fatal(_))) => Err(ServerError::Stopped),
-        }
-    }
-
-    /// The members as this member's applied membership lists them.
-    pub fn members(&self) -> Vec<MemberInfo> {
-        // Called per forwarded request (to find the leader's URL): read in place, no clone.
-        let metrics = self.raft.metrics();
-        let metrics = metrics.borrow();
-        let membership = metrics.membership_config.membership();
-        let voters: std::collections::BTreeSet<u64> = membership.voter_ids().collect();
-        membership
-            .nodes()
-            .map(|(id, m)| MemberInfo {
-                id: *id,
-                member: m.clone(),
-                is_learner: !voters.contains(id),
-            })
-            .collect()
-    }
-
-    /// Runs a membership change on the leader (forwarding it there when needed).
-    pub async fn change_cluster(&self, op: ClusterOp) -> Result<Option<MemberInfo>> {
-        let deadline = tokio::time::Instant::now() + self.config.request_timeout();
-        loop {
-            let leader = self.wait_for_leader(deadline).await?;
-            let result = if leader == self.member_id {
-                crate::peer::change_cluster_local(self, op.clone()).await
-            } else {
-                self.peers.change_cluster(self, leader, &op, deadline).await
-            };
-            match result {
-                Ok(Some(done)) => return Ok(done),
-                Ok(None) => {
-                    if tokio::time::Instant::now() >= deadline {
-                        return Err(ServerError::Timeout);
-                    }
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-                Err(e) => return Err(e),
-            }
         }
     }
 
@@ -516,7 +510,7 @@ impl Node {
     pub async fn renew_lease(&self, id: i64) -> Result<i64> {
         self.on_leader(
             || self.renew_lease_local(id),
-            |leader, deadline| self.peers.keep_alive(self, leader, id, deadline),
+            |url, deadline| async move { self.peers.keep_alive(&url, id, deadline).await },
         )
         .await
     }
@@ -525,18 +519,19 @@ impl Node {
     pub async fn lease_ttl(&self, id: i64) -> Result<Option<LeaseTtl>> {
         self.on_leader(
             || async { Ok(self.lease_ttl_local(id)) },
-            |leader, deadline| self.peers.time_to_live(self, leader, id, deadline),
+            |url, deadline| async move { self.peers.time_to_live(&url, id, deadline).await },
         )
         .await
     }
 
     /// Runs an idempotent leader-only request: `local` when this member leads, else `remote` on
-    /// the leader (`Ok(None)` from it: not the leader after all), until the request timeout.
+    /// the leader's peer URL (`Ok(None)` from it: not the leader after all), until the request
+    /// timeout.
     async fn on_leader<T, L, LF, R, RF>(&self, local: L, remote: R) -> Result<T>
     where
         L: Fn() -> LF,
         LF: std::future::Future<Output = Result<T>>,
-        R: Fn(u64, tokio::time::Instant) -> RF,
+        R: Fn(String, tokio::time::Instant) -> RF,
         RF: std::future::Future<Output = Result<Option<T>>>,
     {
         let deadline = tokio::time::Instant::now() + self.config.request_timeout();
@@ -546,8 +541,10 @@ impl Node {
                 if self.is_leader() {
                     return local().await;
                 }
-            } else if let Some(answer) = remote(leader, deadline).await? {
-                return Ok(answer);
+            } else if let Some(url) = self.peer_url(leader) {
+                if let Some(answer) = remote(url, deadline).await? {
+                    return Ok(answer);
+                }
             }
             if tokio::time::Instant::now() >= deadline {
                 return Err(ServerError::Timeout);
@@ -790,7 +787,7 @@ async fn join_identity(config: &NodeConfig, peers: &PeerClients) -> Result<Ident
 
 /// Follows Raft's view of the leader: keeps [`Node::leader`] current, and on becoming leader
 /// restarts every lease's clock from its checkpointed remaining TTL (as etcd's lessor promotion).
-async fn follow_leadership(node: std::sync::Weak<Node>) {
+async fn follow_leadership(node: Weak<Node>) {
     let Some(n) = node.upgrade() else { return };
     let mut metrics = n.raft.metrics();
     drop(n);
@@ -827,7 +824,7 @@ async fn follow_leadership(node: std::sync::Weak<Node>) {
 
 /// Publishes this member's name and client URLs into the membership (as etcd's member publish),
 /// once there is a leader, and again whenever they differ from what the membership says.
-async fn publish(node: std::sync::Weak<Node>) {
+async fn publish(node: Weak<Node>) {
     loop {
         let Some(n) = node.upgrade() else { return };
         let me = Member {
@@ -874,7 +871,7 @@ async fn publish(node: std::sync::Weak<Node>) {
     }
 }
 
-async fn refresh_size(node: std::sync::Weak<Node>) {
+async fn refresh_size(node: Weak<Node>) {
     loop {
         tokio::time::sleep(Duration::from_secs(1)).await;
         let Some(node) = node.upgrade() else { return };
