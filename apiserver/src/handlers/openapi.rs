@@ -902,8 +902,6 @@ pub fn v3_document(path: &str) -> Option<(Arc<Vec<u8>>, String)> {
 /// `openapi_v2.Document`, but Go's mime parser rejects that `@` in a response Content-Type
 /// ("mime: unexpected content after media subtype"), so answer with octet-stream.
 pub const V2_PROTOBUF_CONTENT_TYPE: &str = "application/octet-stream";
-/// The media type kubectl's Accept names for the protobuf v2 document.
-pub const V2_PROTOBUF_ACCEPT: &str = "application/com.github.proto-openapi.spec.v2@v1.0+protobuf";
 
 /// `GET /openapi/v2`: a valid but empty swagger 2.0 document (`swagger`, `info`, empty `paths`),
 /// protobuf-encoded. kubectl 1.32 falls back to v2 only for client-side schema validation, which it
@@ -927,6 +925,7 @@ pub fn v2_protobuf() -> &'static [u8] {
 }
 
 /// The same empty document as JSON, for clients asking `application/json`.
+#[cfg(test)]
 pub fn v2_json() -> Value {
     json!({"swagger": "2.0", "info": {"title": "Kubernetes", "version": "v1.32.0"}, "paths": {}})
 }

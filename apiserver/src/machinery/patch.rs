@@ -75,6 +75,7 @@ impl PatchError {
     }
 
     /// Whether this is a malformed-body error (400).
+    #[cfg(test)]
     pub fn is_bad_request(&self) -> bool {
         matches!(self, PatchError::BadRequest(_))
     }

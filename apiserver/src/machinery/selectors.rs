@@ -62,14 +62,6 @@ pub struct LabelSelector {
 }
 
 impl LabelSelector {
-    /// The selector that matches everything (`labels.Everything()`).
-    pub fn everything() -> Self {
-        LabelSelector {
-            requirements: Vec::new(),
-            nothing: false,
-        }
-    }
-
     /// Parses the `?labelSelector=` syntax (`labels.Parse`).
     pub fn parse(s: &str) -> Result<Self, SelectorError> {
         let mut parser = Parser {
@@ -159,13 +151,9 @@ impl LabelSelector {
     }
 
     /// True when the selector restricts nothing (`Selector.Empty()`); `Nothing` is not empty.
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         !self.nothing && self.requirements.is_empty()
-    }
-
-    /// True for the selector a `null` `metav1.LabelSelector` converts to.
-    pub fn is_nothing(&self) -> bool {
-        self.nothing
     }
 
     /// `metav1.FormatLabelSelector`: the canonical string, `<none>` when empty, `<error>` when
@@ -853,6 +841,7 @@ impl FieldSelector {
     }
 
     /// True when the selector restricts nothing.
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.terms.is_empty()
     }
