@@ -924,6 +924,81 @@ async fn two_replicas_share_the_store_and_survive_one_going_away() {
     assert_eq!(got, listed);
 }
 
+/// A replica that starts beside a resource of 6,000 ConfigMaps of 1 KiB fills its watch cache and
+/// serves all of them: its fill pages used to be 5,000 objects (about 6 MB), over the etcd
+/// client's default 4 MiB receive limit, and it never became ready. A value in the store that is
+/// not JSON is logged and skipped, in the fill and in the cache's watch, instead of leaving the
+/// cache stale while it reports ready.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_replica_fills_its_cache_from_a_large_resource_and_skips_bad_values() {
+    use etcd_client::{Txn, TxnOp};
+    let env = Env::start().await;
+    let mut etcd = env.cluster.client(0).await;
+    let filler = "x".repeat(1024);
+    for batch in 0..60 {
+        let ops: Vec<TxnOp> = (0..100)
+            .map(|i| {
+                let name = format!("big-{:05}", batch * 100 + i);
+                let object = json!({"apiVersion": "v1", "kind": "ConfigMap",
+                    "metadata": {"name": name, "namespace": "default",
+                                 "creationTimestamp": "2026-01-01T00:00:00Z"},
+                    "data": {"k": filler}});
+                TxnOp::put(
+                    format!("/registry/configmaps/default/{name}"),
+                    object.to_string(),
+                    None,
+                )
+            })
+            .collect();
+        etcd.txn(Txn::new().and_then(ops)).await.unwrap();
+    }
+    etcd.put("/registry/configmaps/default/not-json", "{oops", None)
+        .await
+        .unwrap();
+
+    let b = Server::start(&env.cluster).await;
+    let on_b: Api<ConfigMap> = Api::default_namespaced(b.client());
+    let cached = ListParams::default().match_any(); // resourceVersion=0: from the watch cache
+    let listed = eventually("the new replica's cache serves every ConfigMap", || async {
+        let list = on_b.list(&cached).await.ok()?;
+        (list.items.len() >= 6_000).then_some(list)
+    })
+    .await;
+    assert_eq!(
+        listed.items.len(),
+        6_000,
+        "every ConfigMap but the one that is not JSON"
+    );
+    let ready = b
+        .client()
+        .request_text(http::Request::get("/readyz").body(vec![]).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(ready, "ok");
+
+    // Changes after another value that is not JSON still reach the cache.
+    etcd.put("/registry/configmaps/default/not-json-2", "nope", None)
+        .await
+        .unwrap();
+    let on_a: Api<ConfigMap> = Api::default_namespaced(env.client.clone());
+    on_a.create(&PostParams::default(), &cm("after-bad", &[], &[("k", "v")]))
+        .await
+        .unwrap();
+    for (replica, api) in [("A", &on_a), ("B", &on_b)] {
+        eventually(
+            &format!("replica {replica}'s cache follows past a bad value"),
+            || async {
+                let list = api.list(&cached).await.ok()?;
+                list.items
+                    .iter()
+                    .any(|c| c.name_any() == "after-bad")
+                    .then_some(())
+            },
+        )
+        .await;
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // 6. Bad input
 // ---------------------------------------------------------------------------------------------
@@ -1049,6 +1124,25 @@ async fn bad_input_gets_a_status_never_a_500() {
         let got = raw_status(c, req).await;
         assert_eq!(got, (code, reason.to_string()), "{what}");
     }
+
+    // A YAML alias bomb ("billion laughs"): a few hundred bytes that expand to a billion strings.
+    let mut bomb = String::from("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: lol}\n");
+    bomb.push_str(
+        "a: &a [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n",
+    );
+    for (level, prev) in ('b'..='i').zip('a'..='h') {
+        let refs = vec![format!("*{prev}"); 9].join(",");
+        bomb.push_str(&format!("{level}: &{level} [{refs}]\n"));
+    }
+    let req = http::Request::post(cms)
+        .header("content-type", "application/yaml")
+        .body(bomb.into_bytes())
+        .unwrap();
+    assert_eq!(
+        raw_status(c, req).await,
+        (400, "BadRequest".to_string()),
+        "alias bomb"
+    );
 
     // A body over 3 MiB.
     let big = "x".repeat(3 * 1024 * 1024 + 1024);

@@ -13,6 +13,7 @@
 
 pub mod codec;
 pub mod error;
+pub mod identity;
 pub mod log_store;
 pub mod network;
 pub mod peer;

@@ -20,10 +20,15 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::codec::{decode, encode};
+use crate::identity::PeerIdentity;
 use crate::{Member, NodeId, TypeConfig};
+
+/// A `RaftPeer` client whose every call names this member and its cluster.
+type Client = RaftPeerClient<InterceptedService<Channel, PeerIdentity>>;
 
 /// Largest peer message accepted or sent (an append of many large entries, a snapshot chunk).
 pub const MAX_PEER_MESSAGE_BYTES: usize = 256 << 20;
@@ -44,10 +49,22 @@ pub fn peer_channel(url: &str) -> Result<Channel, String> {
 /// Makes openraft's per-peer clients. openraft asks for a new client for every replication
 /// stream, vote round and leadership check; they share one HTTP/2 channel per peer URL (a channel
 /// multiplexes requests and reconnects by itself), so none of them pays for a new connection.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct NetworkFactory {
+    identity: PeerIdentity,
     channels: Channels,
     idle: IdleStreams,
+}
+
+impl NetworkFactory {
+    /// Clients for the member `identity` names; every call carries its cluster and member IDs.
+    pub fn new(identity: PeerIdentity) -> NetworkFactory {
+        NetworkFactory {
+            identity,
+            channels: Channels::default(),
+            idle: IdleStreams::default(),
+        }
+    }
 }
 
 /// One channel per peer URL, with a generation that counts its replacements.
@@ -86,8 +103,8 @@ fn current_channel(
     }
 }
 
-fn raft_client(channel: Channel) -> RaftPeerClient<Channel> {
-    RaftPeerClient::new(channel)
+fn raft_client(channel: Channel, identity: PeerIdentity) -> Client {
+    RaftPeerClient::with_interceptor(channel, identity)
         .max_decoding_message_size(MAX_PEER_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_PEER_MESSAGE_BYTES)
 }
@@ -99,13 +116,14 @@ impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
         let url = node.peer_urls.first().cloned();
         let (generation, client) = match &url {
             Some(url) => match current_channel(&self.channels, url, None) {
-                Ok((generation, channel)) => (generation, Ok(raft_client(channel))),
+                Ok((generation, channel)) => (generation, Ok(raft_client(channel, self.identity))),
                 Err(e) => (0, Err(e)),
             },
             None => (0, Err(format!("member {target:x} has no peer URL"))),
         };
         PeerClient {
             target,
+            identity: self.identity,
             client,
             url,
             channels: self.channels.clone(),
@@ -122,7 +140,8 @@ impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
 /// order, which saves opening and closing an HTTP/2 stream per message.
 pub struct PeerClient {
     target: NodeId,
-    client: Result<RaftPeerClient<Channel>, String>,
+    identity: PeerIdentity,
+    client: Result<Client, String>,
     url: Option<String>,
     channels: Channels,
     /// The generation of the channel `client` uses.
@@ -165,7 +184,7 @@ impl PeerClient {
         {
             tracing::info!(peer = %url, "appends to the peer go unanswered: connecting anew");
             self.generation = generation;
-            self.client = Ok(raft_client(channel));
+            self.client = Ok(raft_client(channel, self.identity));
             self.stream = None;
             let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
             idle.remove(url);
@@ -191,7 +210,7 @@ fn stream_closed(_: impl Sized) -> tonic::Status {
 
 /// Sends one append on `stream` (a new one if `None`) and reads its answer.
 async fn exchange(
-    mut client: RaftPeerClient<Channel>,
+    mut client: Client,
     stream: Option<AppendStream>,
     data: Vec<u8>,
 ) -> Result<(AppendStream, RaftPayload), tonic::Status> {

@@ -12,12 +12,16 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::codec::{decode, encode};
+use crate::identity;
 use crate::network::MAX_PEER_MESSAGE_BYTES;
-use crate::Raft;
-use openraft::raft::{VoteRequest, VoteResponse};
+use crate::{NodeId, Raft, TypeConfig};
+use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest, VoteRequest, VoteResponse};
+use tonic::metadata::MetadataMap;
 
 pub struct RaftPeerService {
     raft: Raft,
+    /// Calls from another cluster are refused.
+    cluster_id: u64,
     /// When an append (or heartbeat) from a leader was last accepted.
     last_append: Arc<std::sync::Mutex<Option<tokio::time::Instant>>>,
     /// openraft's leader lease: how long after the last append a member still trusts its leader.
@@ -26,9 +30,14 @@ pub struct RaftPeerService {
 
 /// The `RaftPeer` gRPC service for the peer listener. `lease` is openraft's leader lease (its
 /// largest election timeout).
-pub fn service(raft: Raft, lease: std::time::Duration) -> RaftPeerServer<RaftPeerService> {
+pub fn service(
+    raft: Raft,
+    cluster_id: u64,
+    lease: std::time::Duration,
+) -> RaftPeerServer<RaftPeerService> {
     RaftPeerServer::new(RaftPeerService {
         raft,
+        cluster_id,
         last_append: Default::default(),
         lease,
     })
@@ -46,6 +55,18 @@ fn reply<T: serde::Serialize>(value: &T) -> Result<Response<RaftPayload>, Status
 }
 
 impl RaftPeerService {
+    /// The member a call comes from: of this cluster, and a member of it (any member of it while
+    /// this one knows no membership yet, as when it joins).
+    fn sender(&self, metadata: &MetadataMap) -> Result<NodeId, Status> {
+        let metrics = self.raft.metrics();
+        let metrics = metrics.borrow();
+        let membership = metrics.membership_config.membership();
+        let knows_none = membership.nodes().next().is_none();
+        identity::sender(metadata, self.cluster_id, |id| {
+            knows_none || membership.get_node(&id).is_some()
+        })
+    }
+
     /// openraft has no pre-vote, and a member that refuses a candidate for its shorter log does
     /// not campaign any sooner: when the follower that lags behind times out first after the
     /// leader died, the up-to-date one waits out its own timeout, then splits the vote with the
@@ -87,8 +108,11 @@ async fn append(
     raft: &Raft,
     last_append: &std::sync::Mutex<Option<tokio::time::Instant>>,
     data: &[u8],
+    from: NodeId,
 ) -> Result<RaftPayload, Status> {
-    let rpc = decode(data).map_err(|e| Status::invalid_argument(e.to_string()))?;
+    let rpc: AppendEntriesRequest<TypeConfig> =
+        decode(data).map_err(|e| Status::invalid_argument(e.to_string()))?;
+    identity::check_append(&rpc, from)?;
     let result = raft.append_entries(rpc).await;
     if matches!(&result, Ok(r) if r.is_success()) {
         *last_append.lock().unwrap_or_else(|e| e.into_inner()) = Some(tokio::time::Instant::now());
@@ -105,9 +129,10 @@ impl RaftPeer for RaftPeerService {
         &self,
         request: Request<RaftPayload>,
     ) -> Result<Response<RaftPayload>, Status> {
+        let from = self.sender(request.metadata())?;
         let data = request.into_inner().data;
         Ok(Response::new(
-            append(&self.raft, &self.last_append, &data).await?,
+            append(&self.raft, &self.last_append, &data, from).await?,
         ))
     }
 
@@ -117,6 +142,7 @@ impl RaftPeer for RaftPeerService {
         &self,
         request: Request<Streaming<RaftPayload>>,
     ) -> Result<Response<PayloadStream>, Status> {
+        let from = self.sender(request.metadata())?;
         let mut inbound = request.into_inner();
         let raft = self.raft.clone();
         let last_append = self.last_append.clone();
@@ -124,7 +150,7 @@ impl RaftPeer for RaftPeerService {
         let (tx, rx) = mpsc::channel(1);
         tokio::spawn(async move {
             while let Ok(Some(message)) = inbound.message().await {
-                let answer = append(&raft, &last_append, &message.data).await;
+                let answer = append(&raft, &last_append, &message.data, from).await;
                 let failed = answer.is_err();
                 if tx.send(answer).await.is_err() || failed {
                     return;
@@ -135,7 +161,9 @@ impl RaftPeer for RaftPeerService {
     }
 
     async fn vote(&self, request: Request<RaftPayload>) -> Result<Response<RaftPayload>, Status> {
+        let from = self.sender(request.metadata())?;
         let rpc: VoteRequest<crate::NodeId> = payload(request)?;
+        identity::check_vote(&rpc, from)?;
         let result = self.raft.vote(rpc.clone()).await;
         if let Ok(resp) = &result {
             self.campaign_if_more_up_to_date(&rpc, resp);
@@ -147,7 +175,9 @@ impl RaftPeer for RaftPeerService {
         &self,
         request: Request<RaftPayload>,
     ) -> Result<Response<RaftPayload>, Status> {
-        let rpc = payload(request)?;
+        let from = self.sender(request.metadata())?;
+        let rpc: InstallSnapshotRequest<TypeConfig> = payload(request)?;
+        identity::check_snapshot(&rpc, from)?;
         reply(&self.raft.install_snapshot(rpc).await)
     }
 }

@@ -42,6 +42,9 @@ pub enum ServerError {
     TimeoutLeaderTransfer,
     #[error("etcdserver: rpc not supported for learner")]
     NotSupportedForLearner,
+    /// A bounded queue is full (etcd answers this when its applied index lags far behind).
+    #[error("etcdserver: too many requests")]
+    TooManyRequests,
     /// An error the leader answered a forwarded request with, passed on unchanged.
     #[error("{message}")]
     Forwarded { code: i32, message: String },
@@ -109,7 +112,9 @@ impl ServerError {
                 Status::new(code, message)
             }
             ServerError::RequestTooLarge => Status::invalid_argument(e.to_string()),
-            ServerError::NoSpace => Status::resource_exhausted(e.to_string()),
+            ServerError::NoSpace | ServerError::TooManyRequests => {
+                Status::resource_exhausted(e.to_string())
+            }
             ServerError::Stopped
             | ServerError::NoLeader
             | ServerError::Timeout

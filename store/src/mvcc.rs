@@ -268,6 +268,19 @@ impl Store {
         to: i64,
         max_revisions: usize,
     ) -> Result<(Vec<Event>, i64)> {
+        self.events_between_bounded(from, to, max_revisions, usize::MAX)
+    }
+
+    /// As [`Store::events_between`], also stopping at a revision boundary once the events read
+    /// hold `max_bytes` of keys and values (at least one revision is always returned whole, so a
+    /// reader always advances).
+    pub fn events_between_bounded(
+        &self,
+        from: i64,
+        to: i64,
+        max_revisions: usize,
+        max_bytes: usize,
+    ) -> Result<(Vec<Event>, i64)> {
         if from < self.compact_revision() {
             return Err(StoreError::Compacted);
         }
@@ -286,18 +299,20 @@ impl Store {
         );
         let mut events = Vec::new();
         let mut revisions = 0usize;
+        let mut bytes = 0usize;
         let mut last_main = from - 1;
         for item in iter {
             let (k, v) = item?;
             let rev =
                 Revision::decode(&k).ok_or_else(|| StoreError::Corrupt("revision key".into()))?;
             if rev.main != last_main {
-                if revisions == max_revisions {
+                if revisions == max_revisions || (revisions > 0 && bytes >= max_bytes) {
                     return Ok((events, last_main));
                 }
                 revisions += 1;
                 last_main = rev.main;
             }
+            bytes = bytes.saturating_add(v.len());
             let (kv, tombstone) = backend::decode_record(rev, &v)?;
             let kind = if tombstone {
                 EventKind::Delete
@@ -432,6 +447,11 @@ impl Store {
         let backend = self.backend();
         let snapshot = backend.db.snapshot();
         drop(state);
+        // The store writes without fsync. Everything the view holds must be durable before the
+        // snapshot may stand for it (a replication layer purges its log behind the snapshot's
+        // marker): sync after taking the view, so the sync covers every batch in it. A sync
+        // before taking the view would leave the batches applied in between on no disk.
+        backend.db.flush_wal(true)?;
         let marker = snapshot.get_cf(backend.cf(CF_META), backend::META_APPLIED_MARKER)?;
         let mut chunk = SNAPSHOT_MAGIC.to_vec();
         for (cf_id, cf) in COLUMN_FAMILIES.iter().enumerate() {
@@ -480,13 +500,19 @@ impl Store {
                 new_path.display()
             )));
         }
-        let result = Self::fill_from_snapshot(new_path, reader);
-        if result.is_err() {
-            let _ = std::fs::remove_dir_all(new_path);
-        }
-        result?;
-        let backend = Backend::open(new_path, self.config.sync_writes)?;
-        let new_state = restore(&backend)?;
+        let opened = Self::fill_from_snapshot(new_path, reader).and_then(|()| {
+            let backend = Backend::open(new_path, self.config.sync_writes)?;
+            let new_state = restore(&backend)?;
+            Ok((backend, new_state))
+        });
+        let (backend, new_state) = match opened {
+            Ok(done) => done,
+            Err(e) => {
+                // No half-installed copy of the database stays behind.
+                let _ = std::fs::remove_dir_all(new_path);
+                return Err(e);
+            }
+        };
         let mut state = self.write_state();
         *self.backend.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(backend);
         *state = new_state;

@@ -140,7 +140,7 @@ pub fn decode_body(r: &ResourceInfo, bytes: &[u8], ct: &str) -> Result<Value, Ap
     match ct {
         "application/json" | "" => serde_json::from_slice(bytes).map_err(|e| cannot(e.to_string())),
         "application/yaml" | "application/apply-patch+yaml" => {
-            serde_yaml::from_slice::<Value>(bytes).map_err(|e| cannot(e.to_string()))
+            crate::machinery::yaml::to_json(bytes).map_err(cannot)
         }
         "application/vnd.kubernetes.protobuf" => crate::machinery::protobuf::decode_object(bytes)
             .map_err(|e| match e {

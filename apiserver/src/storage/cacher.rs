@@ -25,8 +25,16 @@ use crate::storage::etcd::{prefix_end, Storage};
 pub const EVENT_WINDOW: usize = 10_000;
 /// Events queued for one watcher before it is closed as too slow.
 pub const WATCHER_QUEUE: usize = 1_024;
-/// Objects read per page while (re)filling the cache.
+/// Objects read per page while (re)filling the cache, at most …
 const FILL_PAGE: i64 = 5_000;
+/// … and about this many bytes: the next page's size follows the objects' average size so far,
+/// starting from a small first page (5,000 ConfigMaps of 1 MiB would be a 5 GB response).
+const FILL_PAGE_BYTES: usize = 16 << 20;
+const FILL_PAGE_FIRST: i64 = 100;
+/// A cache whose store watch has been broken this long stops reporting ready (and serving): it
+/// may be missing changes. Shorter breaks (a store member restarting, a leader election) resume
+/// from the cache's revision without anyone noticing.
+const FOLLOW_GRACE: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventKind {
@@ -70,6 +78,18 @@ struct State {
     watchers: Vec<Watcher>,
     next_id: u64,
     ready: bool,
+    /// Since when the store watch has been broken (None while it is established).
+    broken_since: Option<tokio::time::Instant>,
+}
+
+impl State {
+    /// Filled, and following the store (or only briefly not).
+    fn serving(&self) -> bool {
+        self.ready
+            && self
+                .broken_since
+                .is_none_or(|since| since.elapsed() < FOLLOW_GRACE)
+    }
 }
 
 pub struct Cacher {
@@ -155,7 +175,7 @@ pub async fn direct_watch(
     };
     let revision = Arc::new(AtomicI64::new(from));
     let (tx, rx) = mpsc::channel(WATCHER_QUEUE);
-    let mut wc = storage.client().watch_client();
+    let mut wc = storage.watch_client();
     let opts = WatchOptions::new()
         .with_range(prefix_end(key_prefix))
         .with_start_revision(from + 1)
@@ -181,7 +201,16 @@ pub async fn direct_watch(
                 let Some(ev) = convert(e, |_| None) else {
                     continue;
                 };
-                let Ok(ev) = ev else { return };
+                let ev = match ev {
+                    Ok(ev) => ev,
+                    Err(err) => {
+                        tracing::error!(error = %err, "watch: skipping an object that cannot be decoded");
+                        if let Some(kv) = e.kv() {
+                            rev.fetch_max(kv.mod_revision(), Ordering::AcqRel);
+                        }
+                        continue;
+                    }
+                };
                 rev.fetch_max(ev.revision, Ordering::AcqRel);
                 if tx.try_send(Arc::new(ev)).is_err() {
                     return;
@@ -211,13 +240,11 @@ fn convert(
 ) -> Option<Result<Event, ApiError>> {
     let kv = e.kv()?;
     let key = String::from_utf8_lossy(kv.key()).into_owned();
-    let prev = match e.prev_kv() {
-        Some(p) => match Storage::decode(p) {
-            Ok(s) => Some(Arc::new(s.object)),
-            Err(err) => return Some(Err(err)),
-        },
-        None => None,
-    };
+    // A previous value that cannot be decoded is as good as none (the cache's own copy stands in).
+    let prev = e
+        .prev_kv()
+        .and_then(|p| Storage::decode(p).ok())
+        .map(|s| Arc::new(s.object));
     Some(match e.event_type() {
         EventType::Put => Storage::decode(kv).map(|s| Event {
             kind: if kv.create_revision() == kv.mod_revision() {
@@ -247,6 +274,14 @@ fn convert(
     })
 }
 
+/// The next fill page: as many objects as fit in [`FILL_PAGE_BYTES`] at this page's average size.
+fn next_fill_page(bytes: usize, objects: usize) -> i64 {
+    let average = (bytes / objects.max(1)).max(1);
+    i64::try_from(FILL_PAGE_BYTES / average)
+        .unwrap_or(FILL_PAGE)
+        .clamp(1, FILL_PAGE)
+}
+
 /// Where a watch starts.
 #[derive(Debug, Clone, Copy)]
 pub enum Start {
@@ -274,6 +309,7 @@ impl Cacher {
                 watchers: Vec::new(),
                 next_id: 0,
                 ready: false,
+                broken_since: None,
             }),
             revision_tx,
         })
@@ -288,8 +324,19 @@ impl Cacher {
         self.lock().revision
     }
 
+    /// Filled and following the store: a cache whose store watch stays broken (for longer than
+    /// [`FOLLOW_GRACE`]) is not ready, as it may be missing changes.
     pub fn is_ready(&self) -> bool {
-        self.lock().ready
+        self.lock().serving()
+    }
+
+    fn set_following(&self, following: bool) {
+        let mut st = self.lock();
+        if following {
+            st.broken_since = None;
+        } else if st.broken_since.is_none() {
+            st.broken_since = Some(tokio::time::Instant::now());
+        }
     }
 
     /// Waits until the cache has reached `revision` (at most `timeout`).
@@ -351,7 +398,7 @@ impl Cacher {
         start: Start,
     ) -> Result<Subscription, ApiError> {
         let mut st = self.lock();
-        if !st.ready {
+        if !st.serving() {
             return Err(ApiError::unavailable(format!(
                 "the watch cache for {} is not ready yet",
                 self.resource.plural
@@ -444,7 +491,7 @@ impl Cacher {
     pub async fn run(self: Arc<Self>, storage: Storage) {
         let mut backoff = Duration::from_millis(100);
         loop {
-            if !self.is_ready() {
+            if !self.lock().ready {
                 if let Err(e) = self.fill(&storage).await {
                     tracing::warn!(resource = self.resource.plural, error = %e, "watch cache: fill failed");
                     tokio::time::sleep(backoff).await;
@@ -459,6 +506,7 @@ impl Cacher {
             if let Err(e) = self.follow(&storage, from).await {
                 tracing::warn!(resource = self.resource.plural, error = %e, "watch cache: store watch ended");
             }
+            self.set_following(false);
             if started.elapsed() > Duration::from_secs(10) {
                 backoff = Duration::from_millis(100);
             }
@@ -470,15 +518,14 @@ impl Cacher {
     /// Reads every object at one revision and resets the cache to it. Watchers are closed:
     /// their streams would otherwise miss the changes between the old and new state.
     async fn fill(&self, storage: &Storage) -> Result<i64, ApiError> {
-        let mut kv = storage.client().kv_client();
+        let mut kv = storage.kv_client();
         let end = prefix_end(&self.prefix);
         let mut from = self.prefix.clone().into_bytes();
         let mut revision = 0;
         let mut objects = BTreeMap::new();
+        let mut page = FILL_PAGE_FIRST;
         loop {
-            let mut opts = GetOptions::new()
-                .with_range(end.clone())
-                .with_limit(FILL_PAGE);
+            let mut opts = GetOptions::new().with_range(end.clone()).with_limit(page);
             if revision > 0 {
                 opts = opts.with_revision(revision);
             }
@@ -486,13 +533,24 @@ impl Cacher {
             if revision == 0 {
                 revision = resp.header().map(|h| h.revision()).unwrap_or(0);
             }
+            let mut bytes = 0usize;
             for kv in resp.kvs() {
-                let stored = Storage::decode(kv)?;
+                bytes += kv.key().len() + kv.value().len();
+                // As kube-apiserver: an object that cannot be decoded is logged and left out,
+                // not a reason to leave the whole resource without a cache.
+                let stored = match Storage::decode(kv) {
+                    Ok(stored) => stored,
+                    Err(e) => {
+                        tracing::error!(resource = self.resource.plural, error = %e, "watch cache: skipping an object that cannot be decoded");
+                        continue;
+                    }
+                };
                 objects.insert(
                     String::from_utf8_lossy(kv.key()).into_owned(),
                     Arc::new(stored.object),
                 );
             }
+            page = next_fill_page(bytes, resp.kvs().len());
             match resp.kvs().last() {
                 Some(last) if resp.more() => {
                     from = last.key().to_vec();
@@ -518,13 +576,14 @@ impl Cacher {
     }
 
     async fn follow(&self, storage: &Storage, from_revision: i64) -> Result<(), ApiError> {
-        let mut wc = storage.client().watch_client();
+        let mut wc = storage.watch_client();
         let opts = WatchOptions::new()
             .with_range(prefix_end(&self.prefix))
             .with_start_revision(from_revision + 1)
             .with_prev_key()
             .with_progress_notify();
         let mut stream = wc.watch(self.prefix.clone(), Some(opts)).await?;
+        self.set_following(true);
         let mut progress = tokio::time::interval(Duration::from_secs(1));
         progress.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -553,11 +612,18 @@ impl Cacher {
             let mut st = self.lock();
             for e in resp.events() {
                 let known = |k: &str| st.objects.get(k).cloned();
-                let Some(ev) = convert(e, known) else {
-                    continue;
-                };
-                let ev = ev?;
-                self.apply(&mut st, ev);
+                match convert(e, known) {
+                    None => {}
+                    Some(Ok(ev)) => self.apply(&mut st, ev),
+                    // Logged and skipped, as kube-apiserver does; the cache moves past it (a
+                    // failing event would otherwise be read again on every resume, forever).
+                    Some(Err(err)) => {
+                        tracing::error!(resource = self.resource.plural, error = %err, "watch cache: skipping an object that cannot be decoded");
+                        if let Some(kv) = e.kv() {
+                            st.revision = st.revision.max(kv.mod_revision());
+                        }
+                    }
+                }
             }
             if resp.events().is_empty() && header_rev > st.revision {
                 // A progress notification: nothing under the prefix changed up to header_rev.

@@ -11,7 +11,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use etcd_client::{
     Client, Compare, CompareOp, GetOptions, KeyValue, KvClient, PutOptions, Txn, TxnOp,
-    TxnOpResponse,
+    TxnOpResponse, WatchClient,
 };
 use serde_json::{json, Value};
 
@@ -102,6 +102,12 @@ impl ContinueToken {
     }
 }
 
+/// The largest response accepted from the store: as etcd's own clients (and kube-apiserver's)
+/// accept, 2 GiB − 1. gRPC's default of 4 MiB refused list pages and watch responses of a few
+/// thousand ordinary objects, and a watch cache could neither fill nor follow. What the apiserver
+/// asks for is bounded by its own page sizes instead.
+pub const STORE_RESPONSE_BYTES_MAX: usize = i32::MAX as usize;
+
 async fn bounded<T>(
     fut: impl std::future::Future<Output = Result<T, etcd_client::Error>>,
 ) -> Result<T, ApiError> {
@@ -137,12 +143,27 @@ impl Storage {
         self.client.clone()
     }
 
+    /// A KV client that takes any response the store sends (see [`STORE_RESPONSE_BYTES_MAX`]).
+    pub fn kv_client(&self) -> KvClient {
+        self.client
+            .kv_client()
+            .max_decoding_message_size(STORE_RESPONSE_BYTES_MAX)
+    }
+
+    /// A watch client that takes any response the store sends: a catch-up response after a
+    /// break may carry thousands of events in one message.
+    pub fn watch_client(&self) -> WatchClient {
+        self.client
+            .watch_client()
+            .max_decoding_message_size(STORE_RESPONSE_BYTES_MAX)
+    }
+
     pub fn prefix(&self) -> &str {
         &self.prefix
     }
 
     fn kv(&self) -> KvClient {
-        self.client.kv_client()
+        self.kv_client()
     }
 
     /// `<prefix>/<segment>/` — every object of the resource, all namespaces.

@@ -11,6 +11,9 @@ use crate::convert;
 use crate::error::status;
 use crate::node::Node;
 
+/// Txn requests larger than this are converted and checked off the runtime's workers.
+const HEAVY_TXN_BYTES: usize = 64 * 1024;
+
 pub struct KvService {
     pub node: Arc<Node>,
 }
@@ -118,8 +121,21 @@ impl pb::kv_server::Kv for KvService {
         let size = req.encoded_len();
         self.node.check_size(size)?;
         let serializable = txn_serializable(&req);
-        let req = convert::txn_from_pb(req)?;
-        validate::check_txn(&req, self.node.config.max_txn_ops).map_err(status)?;
+        let max_txn_ops = self.node.config.max_txn_ops;
+        let check = move || -> Result<mainstay_store::TxnRequest, Status> {
+            let req = convert::txn_from_pb(req)?;
+            validate::check_txn(&req, max_txn_ops).map_err(status)?;
+            Ok(req)
+        };
+        // A large txn (nested ones may hold 100,000 operations) is converted and checked on a
+        // blocking thread, so it does not hold up the runtime workers that also carry heartbeats.
+        let req = if size > HEAVY_TXN_BYTES {
+            tokio::task::spawn_blocking(check)
+                .await
+                .map_err(|e| Status::internal(e.to_string()))??
+        } else {
+            check()?
+        };
         if req.is_read_only() {
             // As etcd: a txn that only reads is served like a Range, not through the log.
             let resp = self

@@ -2,25 +2,86 @@
 //! (one member until Raft replication arrives).
 
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, LazyLock};
+use std::time::Duration;
 
 use futures::Stream;
 use mainstay_proto::etcdserverpb as pb;
 use mainstay_store::{Alarm, AlarmKind, Command};
 use sha2::{Digest, Sha256};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
-use crate::error::status;
+use crate::error::{status, ServerError};
 use crate::node::Node;
-use crate::peer::{ClusterOp, MemberInfo};
+use crate::peer::wire::{ClusterOp, MemberInfo};
 
 /// Version reported by Status and /version: the etcd API level this server implements.
 pub const ETCD_VERSION: &str = "3.5.17";
 const SNAPSHOT_CHUNK: usize = 32 * 1024;
 /// Snapshot chunks in flight to one client.
 const SNAPSHOT_BUFFER: usize = 4;
+
+/// Hash, HashKV and Defragment read or rewrite the whole store: they run on at most this many
+/// threads of their own, never on the runtime's shared blocking pool, which reads, applies and
+/// watch catch-up need.
+const MAINTENANCE_THREADS: usize = 2;
+/// Requests waiting for one of those threads, at most; more get etcd's "too many requests".
+const MAINTENANCE_QUEUE: usize = 64;
+/// Snapshot streams served at once, each by a thread of its own; more get "too many requests".
+const SNAPSHOT_STREAMS: usize = 4;
+/// A snapshot whose client takes no chunk for this long is abandoned, and its thread freed.
+const SNAPSHOT_STALL: Duration = Duration::from_secs(30);
+
+/// The threads that maintenance work may use, shared by every member in the process.
+struct MaintenancePool {
+    work: Arc<Semaphore>,
+    waiting: AtomicUsize,
+    snapshots: Arc<Semaphore>,
+}
+
+static POOL: LazyLock<MaintenancePool> = LazyLock::new(|| MaintenancePool {
+    work: Arc::new(Semaphore::new(MAINTENANCE_THREADS)),
+    waiting: AtomicUsize::new(0),
+    snapshots: Arc::new(Semaphore::new(SNAPSHOT_STREAMS)),
+});
+
+/// Runs `f` on a maintenance thread once one is free (waiting in a bounded queue).
+async fn run_maintenance<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, Status> {
+    if POOL.waiting.fetch_add(1, Ordering::AcqRel) >= MAINTENANCE_QUEUE {
+        POOL.waiting.fetch_sub(1, Ordering::AcqRel);
+        return Err(ServerError::TooManyRequests.into());
+    }
+    let permit = POOL.work.clone().acquire_owned().await;
+    POOL.waiting.fetch_sub(1, Ordering::AcqRel);
+    let permit = permit.map_err(|_| Status::from(ServerError::Stopped))?;
+    let (tx, rx) = oneshot::channel();
+    spawn_thread("maintenance", permit, move || {
+        let _ = tx.send(f());
+    })?;
+    rx.await
+        .map_err(|_| Status::internal("maintenance work failed"))
+}
+
+/// A thread that holds `permit` for as long as it runs.
+fn spawn_thread(
+    name: &str,
+    permit: OwnedSemaphorePermit,
+    f: impl FnOnce() + Send + 'static,
+) -> Result<(), Status> {
+    std::thread::Builder::new()
+        .name(name.to_string())
+        .spawn(move || {
+            f();
+            drop(permit);
+        })
+        .map(|_| ())
+        .map_err(|e| Status::internal(format!("starting a maintenance thread: {e}")))
+}
 
 pub struct MaintenanceService {
     pub node: Arc<Node>,
@@ -34,10 +95,6 @@ fn alarm_to_pb(a: &Alarm) -> pb::AlarmMember {
             AlarmKind::Corrupt => pb::AlarmType::Corrupt,
         } as i32,
     }
-}
-
-fn blocking_err(e: tokio::task::JoinError) -> Status {
-    Status::internal(e.to_string())
 }
 
 #[tonic::async_trait]
@@ -90,7 +147,7 @@ impl pb::maintenance_server::Maintenance for MaintenanceService {
         let store = node.store.clone();
         let in_use = tokio::task::spawn_blocking(move || store.size_in_use_bytes())
             .await
-            .map_err(blocking_err)?;
+            .map_err(|e| Status::internal(e.to_string()))?;
         let errors = node
             .store
             .alarms()
@@ -129,9 +186,8 @@ impl pb::maintenance_server::Maintenance for MaintenanceService {
         _request: Request<pb::DefragmentRequest>,
     ) -> Result<Response<pb::DefragmentResponse>, Status> {
         let store = self.node.store.clone();
-        tokio::task::spawn_blocking(move || store.defragment())
-            .await
-            .map_err(blocking_err)?
+        run_maintenance(move || store.defragment())
+            .await?
             .map_err(status)?;
         Ok(Response::new(pb::DefragmentResponse {
             header: self.node.header(self.node.store.current_revision()),
@@ -143,9 +199,8 @@ impl pb::maintenance_server::Maintenance for MaintenanceService {
         _request: Request<pb::HashRequest>,
     ) -> Result<Response<pb::HashResponse>, Status> {
         let store = self.node.store.clone();
-        let h = tokio::task::spawn_blocking(move || store.hash_kv(0))
-            .await
-            .map_err(blocking_err)?
+        let h = run_maintenance(move || store.hash_kv(0))
+            .await?
             .map_err(status)?;
         Ok(Response::new(pb::HashResponse {
             header: self.node.header(h.hash_revision),
@@ -159,9 +214,8 @@ impl pb::maintenance_server::Maintenance for MaintenanceService {
     ) -> Result<Response<pb::HashKvResponse>, Status> {
         let rev = request.into_inner().revision;
         let store = self.node.store.clone();
-        let h = tokio::task::spawn_blocking(move || store.hash_kv(rev))
-            .await
-            .map_err(blocking_err)?
+        let h = run_maintenance(move || store.hash_kv(rev))
+            .await?
             .map_err(status)?;
         Ok(Response::new(pb::HashKvResponse {
             header: self.node.header(self.node.store.current_revision()),
@@ -176,13 +230,29 @@ impl pb::maintenance_server::Maintenance for MaintenanceService {
 
     /// Streams a consistent copy of the store, followed (as etcd does) by the SHA-256 of
     /// everything before it. `remaining_bytes` is an estimate until the last message, which says 0.
+    ///
+    /// Each stream is written by a thread of its own (at most [`SNAPSHOT_STREAMS`] at once), which
+    /// waits for its client at most [`SNAPSHOT_STALL`] per chunk: a client that does not read
+    /// holds neither a thread of the runtime's blocking pool nor a maintenance thread for long.
     async fn snapshot(
         &self,
         _request: Request<pb::SnapshotRequest>,
     ) -> Result<Response<Self::SnapshotStream>, Status> {
+        let permit = POOL
+            .snapshots
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| Status::from(ServerError::TooManyRequests))?;
         let (tx, rx) = mpsc::channel(SNAPSHOT_BUFFER);
         let node = self.node.clone();
-        tokio::task::spawn_blocking(move || {
+        let runtime = tokio::runtime::Handle::current();
+        // Hands one message to the client, or gives up if it has not taken one for a while.
+        let send = move |msg: Result<pb::SnapshotResponse, Status>| {
+            runtime
+                .block_on(tokio::time::timeout(SNAPSHOT_STALL, tx.send(msg)))
+                .is_ok_and(|sent| sent.is_ok())
+        };
+        spawn_thread("snapshot", permit, move || {
             let header = node.header(node.store.current_revision());
             let estimate = node.db_size();
             let mut sent = 0u64;
@@ -196,7 +266,7 @@ impl pb::maintenance_server::Maintenance for MaintenanceService {
                     blob: chunk,
                     ..Default::default()
                 };
-                tx.blocking_send(Ok(msg)).is_ok()
+                send(Ok(msg))
             });
             let last = match result {
                 Ok(true) => {
@@ -213,7 +283,7 @@ impl pb::maintenance_server::Maintenance for MaintenanceService {
                             blob: zeros,
                             ..Default::default()
                         };
-                        if tx.blocking_send(Ok(msg)).is_err() {
+                        if !send(Ok(msg)) {
                             return;
                         }
                     }
@@ -227,8 +297,8 @@ impl pb::maintenance_server::Maintenance for MaintenanceService {
                 Ok(false) => return, // the client went away
                 Err(e) => Err(status(e)),
             };
-            let _ = tx.blocking_send(last);
-        });
+            send(last);
+        })?;
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 

@@ -284,7 +284,7 @@ impl Session {
         opts.active = true;
         let (prev_kv, fragment) = (opts.prev_kv, opts.fragment);
         let mut events = msg.events;
-        if prev_kv {
+        if prev_kv && events.iter().any(|ev| needs_prev_kv(ev)) {
             let store = self.node.store.clone();
             events = tokio::task::spawn_blocking(move || fill_prev_kv(&store, events))
                 .await
@@ -293,7 +293,11 @@ impl Session {
         let resp = pb::WatchResponse {
             header: self.header(msg.revision),
             watch_id: msg.watch_id,
-            events: events.into_iter().map(convert::event_to_pb).collect(),
+            // The one copy of a shared event per response, made as it goes out.
+            events: events
+                .into_iter()
+                .map(|ev| convert::event_to_pb(Arc::unwrap_or_clone(ev)))
+                .collect(),
             ..Default::default()
         };
         if fragment {
@@ -357,12 +361,18 @@ impl Session {
     }
 }
 
-/// The value each event's key had just before it, for watchers that asked for `prev_kv`.
-fn fill_prev_kv(store: &mainstay_store::Store, mut events: Vec<Event>) -> Vec<Event> {
+fn needs_prev_kv(ev: &Event) -> bool {
+    ev.prev_kv.is_none() && ev.kv.mod_revision > 1
+}
+
+/// The value each event's key had just before it, for watchers that asked for `prev_kv`. An event
+/// shared with other watchers is copied before it is changed.
+fn fill_prev_kv(store: &mainstay_store::Store, mut events: Vec<Arc<Event>>) -> Vec<Arc<Event>> {
     for ev in &mut events {
-        if ev.prev_kv.is_some() || ev.kv.mod_revision <= 1 {
+        if !needs_prev_kv(ev) {
             continue;
         }
+        let ev = Arc::make_mut(ev);
         let req = RangeRequest {
             key: ev.kv.key.clone(),
             revision: ev.kv.mod_revision - 1,

@@ -225,7 +225,14 @@ where C: RaftTypeConfig
             self.leader.as_ref().map(|l| l.vote.to_string()).unwrap_or_default()
         );
 
-        let new_term = self.state.vote.leader_id().term + 1;
+        // MAINSTAY PATCH: a term never wraps. Mainstay refuses peer messages whose terms could
+        // not be reached by counting elections, so this is unreachable; if a stored vote ever
+        // holds the largest term, the member stays a follower instead of panicking on every
+        // start (or, without overflow checks, campaigning at term 0).
+        let Some(new_term) = self.state.vote.leader_id().term.checked_add(1) else {
+            tracing::error!("term {} cannot grow: not campaigning", self.state.vote.leader_id().term);
+            return;
+        };
         let new_vote = Vote::new(new_term, self.config.id.clone());
 
         let candidate = self.new_candidate(new_vote.clone());
