@@ -248,8 +248,10 @@ impl pb::maintenance_server::Maintenance for MaintenanceService {
         let runtime = tokio::runtime::Handle::current();
         // Hands one message to the client, or gives up if it has not taken one for a while.
         let send = move |msg: Result<pb::SnapshotResponse, Status>| {
+            // The timer is made inside `block_on`, where the runtime's timer is reachable (this
+            // is a thread of our own, outside the runtime).
             runtime
-                .block_on(tokio::time::timeout(SNAPSHOT_STALL, tx.send(msg)))
+                .block_on(async { tokio::time::timeout(SNAPSHOT_STALL, tx.send(msg)).await })
                 .is_ok_and(|sent| sent.is_ok())
         };
         spawn_thread("snapshot", permit, move || {
