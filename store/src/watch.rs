@@ -520,7 +520,10 @@ mod tests {
         let mut out = Vec::new();
         while let Ok(msg) = rx.try_recv() {
             for ev in msg.events {
-                out.push((ev.kv.mod_revision, String::from_utf8(ev.kv.key.clone()).unwrap()));
+                out.push((
+                    ev.kv.mod_revision,
+                    String::from_utf8(ev.kv.key.clone()).unwrap(),
+                ));
             }
         }
         out
