@@ -8,7 +8,7 @@ use mainstay_proto::mainstaypb::member_peer_server::{MemberPeer, MemberPeerServe
 use mainstay_proto::mainstaypb::RaftPayload;
 use mainstay_raft::codec::{decode, encode};
 use mainstay_raft::network::MAX_PEER_MESSAGE_BYTES;
-use mainstay_store::{Command, CommandOutput, StoreError};
+use mainstay_store::{validate, Command, CommandOutput, StoreError};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tonic::{Request, Response, Status};
@@ -53,6 +53,13 @@ impl MemberPeer for MemberPeerService {
         request: Request<RaftPayload>,
     ) -> std::result::Result<Response<RaftPayload>, Status> {
         let command: Command = payload(request)?;
+        // Checked again here as the member that took it from a client checked it: no peer can
+        // propose what no client could.
+        if let Err(e) = validate::check_command(&command, self.node.config.max_txn_ops) {
+            let refused: Reply<(u64, std::result::Result<CommandOutput, StoreError>)> =
+                Ok((0, Err(e)));
+            return reply(&refused);
+        }
         let answer: Reply<(u64, std::result::Result<CommandOutput, StoreError>)> =
             match self.node.propose_local(command).await {
                 Ok(Some((index, output))) => Ok((index, Ok(output))),
