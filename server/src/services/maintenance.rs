@@ -52,12 +52,19 @@ static POOL: LazyLock<MaintenancePool> = LazyLock::new(|| MaintenancePool {
 async fn run_maintenance<T: Send + 'static>(
     f: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, Status> {
+    /// Counts one waiter until dropped, also when the request is abandoned while it waits.
+    struct Waiting;
+    impl Drop for Waiting {
+        fn drop(&mut self) {
+            POOL.waiting.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+    let waiting = Waiting;
     if POOL.waiting.fetch_add(1, Ordering::AcqRel) >= MAINTENANCE_QUEUE {
-        POOL.waiting.fetch_sub(1, Ordering::AcqRel);
         return Err(ServerError::TooManyRequests.into());
     }
     let permit = POOL.work.clone().acquire_owned().await;
-    POOL.waiting.fetch_sub(1, Ordering::AcqRel);
+    drop(waiting);
     let permit = permit.map_err(|_| Status::from(ServerError::Stopped))?;
     let (tx, rx) = oneshot::channel();
     spawn_thread("maintenance", permit, move || {
@@ -85,6 +92,10 @@ fn spawn_thread(
 
 pub struct MaintenanceService {
     pub node: Arc<Node>,
+}
+
+fn blocking_err(e: tokio::task::JoinError) -> Status {
+    Status::internal(e.to_string())
 }
 
 fn alarm_to_pb(a: &Alarm) -> pb::AlarmMember {
@@ -147,7 +158,7 @@ impl pb::maintenance_server::Maintenance for MaintenanceService {
         let store = node.store.clone();
         let in_use = tokio::task::spawn_blocking(move || store.size_in_use_bytes())
             .await
-            .map_err(|e| Status::internal(e.to_string()))?;
+            .map_err(blocking_err)?;
         let errors = node
             .store
             .alarms()
@@ -436,5 +447,39 @@ impl pb::cluster_server::Cluster for ClusterService {
             header: self.node.header(0),
             members: self.members_after(promoted.as_ref(), None),
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::FutureExt;
+
+    /// A request abandoned while it waits for a maintenance thread (its client went away) leaves
+    /// the queue: otherwise 64 such requests would refuse every later one forever.
+    #[tokio::test]
+    async fn abandoned_waiters_leave_the_queue() {
+        let busy: Vec<_> = (0..MAINTENANCE_THREADS)
+            .map(|_| {
+                let (release, released) = std::sync::mpsc::channel::<()>();
+                let task = tokio::spawn(run_maintenance(move || {
+                    let _ = released.recv();
+                }));
+                (release, task)
+            })
+            .collect();
+        while POOL.work.available_permits() > 0 {
+            tokio::task::yield_now().await;
+        }
+        for _ in 0..2 * MAINTENANCE_QUEUE {
+            // Polled once: it joins the queue, finds no thread free, and is dropped.
+            assert!(run_maintenance(|| ()).now_or_never().is_none());
+        }
+        assert_eq!(POOL.waiting.load(Ordering::Acquire), 0);
+        for (release, task) in busy {
+            release.send(()).unwrap();
+            task.await.unwrap().unwrap();
+        }
+        assert_eq!(run_maintenance(|| 7).await.unwrap(), 7);
     }
 }
