@@ -630,6 +630,26 @@ mod tests {
     }
 
     #[test]
+    fn watchers_of_one_change_share_one_copy_of_it() {
+        let mut f = Fixture::new();
+        let stream = f.hub.new_stream();
+        let now = f.hub.revision();
+        let receivers: Vec<_> = (0..3)
+            .map(|id| {
+                let (tx, rx) = mpsc::channel(4);
+                f.hub.watch(stream, id, spec("k", "", now + 1), tx).unwrap();
+                rx
+            })
+            .collect();
+        f.put("k", &"v".repeat(1 << 20));
+        let events: Vec<Arc<Event>> = receivers
+            .into_iter()
+            .map(|mut rx| rx.try_recv().unwrap().events[0].clone())
+            .collect();
+        assert!(events.iter().all(|ev| Arc::ptr_eq(ev, &events[0])));
+    }
+
+    #[test]
     fn streams_index_their_watchers() {
         let f = Fixture::new();
         let (a, b) = (f.hub.new_stream(), f.hub.new_stream());
