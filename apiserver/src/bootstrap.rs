@@ -2,13 +2,13 @@
 
 use serde_json::json;
 
+use crate::app::App;
 use crate::error::ApiError;
 use crate::machinery::meta;
 use crate::registry::kinds::service;
 use crate::registry::strategy;
 use crate::resources;
 use crate::storage::etcd::WriteOutcome;
-use crate::App;
 
 /// Namespaces that exist from the start, as in every Kubernetes cluster.
 pub const SYSTEM_NAMESPACES: &[&str] =

@@ -6,15 +6,15 @@ use ::http::{HeaderMap, StatusCode};
 use axum::extract::Request;
 use serde_json::{json, Value};
 
-use super::{body_object, strict_decode_error, write_opts, written, Reply};
+use super::common::{body_object, strict_decode_error, write_opts, written, Reply};
+use crate::app::App;
 use crate::error::{ApiError, Cause};
-use crate::http::negotiate::{decode_body, read_body};
-use crate::http::request_info::Query;
 use crate::machinery::{apply, meta};
 use crate::registry::store::{self, WriteOpts};
 use crate::registry::strategy::FieldValidation;
 use crate::registry::ObjectRef;
-use crate::App;
+use crate::request::info::Query;
+use crate::request::negotiate::{decode_body, read_body};
 
 pub(super) async fn create(
     app: &Arc<App>,

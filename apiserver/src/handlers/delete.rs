@@ -5,13 +5,13 @@ use std::sync::Arc;
 use axum::extract::Request;
 use serde_json::{json, Value};
 
-use super::{list_kind, Filter, Reply};
+use super::common::{list_kind, Filter, Reply};
+use crate::app::App;
 use crate::error::ApiError;
-use crate::http::negotiate::read_body;
-use crate::http::request_info::Query;
 use crate::machinery::meta;
 use crate::registry::{store, ObjectRef};
-use crate::App;
+use crate::request::info::Query;
+use crate::request::negotiate::read_body;
 
 /// DeleteOptions from the body (kubectl sends them there) or the query.
 async fn delete_options(q: &Query, req: Request) -> Result<Value, ApiError> {

@@ -4,13 +4,13 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use super::{include_object, unix_now, Reply};
+use super::common::{include_object, unix_now, Reply};
+use crate::app::App;
 use crate::error::ApiError;
-use crate::http::negotiate::Output;
-use crate::http::request_info::Query;
 use crate::registry::{printers, scale, ObjectRef};
+use crate::request::info::Query;
+use crate::request::negotiate::Output;
 use crate::resources::Subresource;
-use crate::App;
 
 pub(super) async fn get(
     app: &Arc<App>,

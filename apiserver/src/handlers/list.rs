@@ -6,14 +6,14 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use super::{include_object, list_kind, unix_now, Filter, Reply};
+use super::common::{include_object, list_kind, unix_now, Filter, Reply};
+use crate::app::App;
 use crate::error::ApiError;
-use crate::http::negotiate::Output;
-use crate::http::request_info::Query;
 use crate::machinery::meta;
 use crate::registry::{printers, ObjectRef};
+use crate::request::info::Query;
+use crate::request::negotiate::Output;
 use crate::storage::etcd::ContinueToken;
-use crate::App;
 
 pub(super) async fn list(
     app: &Arc<App>,

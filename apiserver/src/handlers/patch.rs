@@ -6,14 +6,14 @@ use ::http::{HeaderMap, StatusCode};
 use axum::extract::Request;
 use serde_json::json;
 
-use super::{write_opts, written, Reply};
+use super::common::{write_opts, written, Reply};
+use crate::app::App;
 use crate::error::ApiError;
-use crate::http::negotiate::{decode_body, read_body};
-use crate::http::request_info::{flag, Query};
 use crate::machinery::{apply, meta, patch};
 use crate::registry::{scale, store, strategy, ObjectRef};
+use crate::request::info::{flag, Query};
+use crate::request::negotiate::{decode_body, read_body};
 use crate::resources::Subresource;
-use crate::App;
 
 /// Server-side apply's Content-Type (the other PATCH types are `PatchType`).
 const APPLY_PATCH_CONTENT_TYPE: &str = "application/apply-patch+yaml";

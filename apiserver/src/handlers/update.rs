@@ -6,14 +6,14 @@ use ::http::{HeaderMap, StatusCode};
 use axum::extract::Request;
 use serde_json::{json, Value};
 
-use super::{body_object, strict_decode_error, write_opts, written, Reply};
+use super::common::{body_object, strict_decode_error, write_opts, written, Reply};
+use crate::app::App;
 use crate::error::ApiError;
-use crate::http::negotiate::{decode_body, read_body};
-use crate::http::request_info::Query;
 use crate::machinery::meta;
 use crate::registry::{scale, store, ObjectRef};
+use crate::request::info::Query;
+use crate::request::negotiate::{decode_body, read_body};
 use crate::resources::Subresource;
-use crate::App;
 
 pub(super) async fn update(
     app: &Arc<App>,

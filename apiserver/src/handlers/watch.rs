@@ -11,14 +11,14 @@ use bytes::Bytes;
 use futures::StreamExt;
 use serde_json::{json, Value};
 
-use super::{include_object, unix_now, Filter};
+use super::common::{include_object, unix_now, Filter};
+use crate::app::App;
 use crate::error::{ApiError, Cause};
-use crate::http::negotiate::{error_response, Output};
-use crate::http::request_info::{flag, Query};
 use crate::machinery::meta;
 use crate::registry::{printers, ObjectRef};
+use crate::request::info::{flag, Query};
+use crate::request::negotiate::{error_response, Output};
 use crate::storage::cacher::{EventKind, Start};
-use crate::App;
 
 /// How often a watch that asked for bookmarks gets one.
 const BOOKMARK_INTERVAL: Duration = Duration::from_secs(15);
@@ -215,7 +215,7 @@ fn async_stream_events(
     bookmarks: bool,
     send_initial: bool,
     timeout: Duration,
-    guard: crate::http::metrics::WatchGuard,
+    guard: crate::request::metrics::WatchGuard,
 ) -> impl futures::Stream<Item = WatchItem> + Send {
     let (tx, rx) = tokio::sync::mpsc::channel::<WatchItem>(64);
     tokio::spawn(async move {

@@ -7,7 +7,6 @@ use ::http::HeaderMap;
 
 use crate::error::ApiError;
 use crate::http::tls;
-use crate::App;
 
 /// Paths served without authentication (kube-apiserver's `system:public-info-viewer`).
 pub const PUBLIC_PATHS: &[&str] = &["/healthz", "/livez", "/readyz", "/version"];
@@ -64,32 +63,33 @@ pub fn parse_token_file(text: &str) -> Result<HashMap<String, User>, String> {
     Ok(out)
 }
 
-impl App {
-    /// Checks the bearer token when a token file is configured. Requests that arrived with a
-    /// verified client certificate carry `x-mainstay-client-cert-user` set by the TLS layer
-    /// (which strips it from requests).
-    pub fn authenticate(&self, headers: &HeaderMap) -> Result<Option<User>, ApiError> {
-        if let Some(u) = headers
-            .get(tls::CLIENT_CERT_USER_HEADER)
-            .and_then(|v| v.to_str().ok())
-        {
-            return Ok(Some(User {
-                name: u.to_string(),
-                groups: vec![],
-            }));
-        }
-        let Some(tokens) = &self.tokens else {
-            return Ok(None);
-        };
-        let token = headers
-            .get(::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim);
-        match token.and_then(|t| tokens.get(t)) {
-            Some(u) => Ok(Some(u.clone())),
-            None => Err(ApiError::unauthorized()),
-        }
+/// Checks the bearer token against `tokens` when a token file is configured (`App` holds
+/// them). Requests that arrived with a verified client certificate carry
+/// `x-mainstay-client-cert-user` set by the TLS layer (which strips it from requests).
+pub fn authenticate(
+    tokens: Option<&HashMap<String, User>>,
+    headers: &HeaderMap,
+) -> Result<Option<User>, ApiError> {
+    if let Some(u) = headers
+        .get(tls::CLIENT_CERT_USER_HEADER)
+        .and_then(|v| v.to_str().ok())
+    {
+        return Ok(Some(User {
+            name: u.to_string(),
+            groups: vec![],
+        }));
+    }
+    let Some(tokens) = tokens else {
+        return Ok(None);
+    };
+    let token = headers
+        .get(::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    match token.and_then(|t| tokens.get(t)) {
+        Some(u) => Ok(Some(u.clone())),
+        None => Err(ApiError::unauthorized()),
     }
 }
 

@@ -1,13 +1,11 @@
 //! The outer layer: connections (TLS, the connection cap), authentication, the in-flight
-//! budgets, metrics, and the router that sends non-resource paths (health, version, discovery,
-//! OpenAPI, metrics) to their answers and resource paths, parsed into a `RequestInfo`, to
-//! `handlers::dispatch`.
+//! budgets, and the router that sends non-resource paths (health, version, discovery, OpenAPI,
+//! metrics) to their answers and resource paths, parsed into a `RequestInfo`
+//! (`request::info`), to `handlers::dispatch`. It records every request in the app's
+//! `request::metrics` and renders them, with the caches' and budgets' numbers, at `/metrics`.
 
 pub mod authn;
 pub mod inflight;
-pub mod metrics;
-pub mod negotiate;
-pub mod request_info;
 pub mod tls;
 
 use std::sync::Arc;
@@ -18,11 +16,11 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::response::Response;
 
+use crate::app::{version_info, App};
 use crate::error::ApiError;
 use crate::handlers::{self, discovery, openapi};
-use crate::App;
-use negotiate::{error_response, json_response, plain};
-use request_info::{flag, not_found_path, parse_query, Query, RequestInfo, RequestLabels};
+use crate::request::info::{flag, not_found_path, parse_query, Query, RequestInfo, RequestLabels};
+use crate::request::negotiate::{error_response, json_response, plain};
 
 pub fn router(app: Arc<App>) -> axum::Router {
     axum::Router::new().fallback(handle).with_state(app)
@@ -88,9 +86,13 @@ async fn route(app: &Arc<App>, req: Request) -> (Response, Option<RequestLabels>
                 )
             }
         }
-        ["version"] => (json_response(StatusCode::OK, &crate::version_info()), None),
+        ["version"] => (json_response(StatusCode::OK, &version_info()), None),
         ["metrics"] => {
-            let mut r = Response::new(Body::from(app.metrics.render(app)));
+            let objects = app.cache_stats();
+            let budgets = [inflight::Kind::ReadOnly, inflight::Kind::Mutating]
+                .map(|kind| (kind.label(), app.inflight.current(kind)));
+            let text = app.metrics.render(&objects, &budgets);
+            let mut r = Response::new(Body::from(text));
             r.headers_mut().insert(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
+use crate::app::App;
 use crate::error::{ApiError, Cause};
 use crate::machinery::{apply, meta, validation};
 use crate::registry::kinds::service;
@@ -15,7 +16,6 @@ use crate::registry::strategy::{self, FieldValidation};
 use crate::registry::ObjectRef;
 use crate::resources::{self, ResourceInfo, Subresource};
 use crate::storage::etcd::WriteOutcome;
-use crate::App;
 
 /// Conflicting writes retried by one unconditional update or patch before it reports 409.
 const UPDATE_RETRIES: usize = 16;

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use crate::App;
+use crate::app::App;
 
 impl App {
     /// Compacts old revisions every interval; replicas take turns through a compare-and-swap

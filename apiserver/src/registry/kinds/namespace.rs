@@ -4,10 +4,10 @@ use std::sync::Arc;
 
 use serde_json::json;
 
+use crate::app::App;
 use crate::machinery::meta;
 use crate::registry::store;
 use crate::resources::{self, RESOURCES};
-use crate::App;
 
 impl App {
     /// Deletes everything in a namespace being deleted, then the namespace (the namespace

@@ -7,9 +7,9 @@ use std::sync::Arc;
 
 use serde_json::{json, Value};
 
+use crate::app::App;
 use crate::error::{ApiError, Cause};
 use crate::resources::{self, ResourceInfo};
-use crate::App;
 
 /// kube's default `--service-node-port-range`.
 pub const NODE_PORTS: std::ops::RangeInclusive<u64> = 30000..=32767;

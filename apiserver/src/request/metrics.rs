@@ -1,6 +1,9 @@
 //! Prometheus metrics under kube-apiserver's names, so dashboards and alerts written for it read
 //! ours: `apiserver_request_total`, `apiserver_request_duration_seconds`,
-//! `apiserver_longrunning_requests`, `apiserver_storage_objects`, `apiserver_watch_cache_*`.
+//! `apiserver_longrunning_requests`, `apiserver_storage_objects`, `apiserver_watch_cache_*`,
+//! `apiserver_current_inflight_requests`. The router counts requests, the watch handler holds a
+//! `WatchGuard`; rendering is given the watch caches' and in-flight budgets' numbers, so this file
+//! knows nothing of the app.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -8,7 +11,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::http::request_info::RequestLabels;
+use crate::request::info::RequestLabels;
 
 /// kube-apiserver's request-duration buckets (seconds).
 const BUCKETS: &[f64] = &[
@@ -166,19 +169,15 @@ impl Metrics {
 }
 
 impl Metrics {
-    pub fn render(&self, app: &crate::App) -> String {
-        use std::fmt::Write as _;
-        let mut out = self.render_with(&app.cache_stats());
+    /// The whole exposition: `render_with`'s families plus the in-flight gauge, whose
+    /// `inflight` are (request_kind, requests being served) per budget.
+    pub fn render(&self, objects: &[(String, usize, i64)], inflight: &[(&str, usize)]) -> String {
+        let mut out = self.render_with(objects);
         out.push_str("# HELP apiserver_current_inflight_requests Number of requests being served now, per in-flight budget (request_kind).\n# TYPE apiserver_current_inflight_requests gauge\n");
-        for kind in [
-            crate::http::inflight::Kind::ReadOnly,
-            crate::http::inflight::Kind::Mutating,
-        ] {
+        for (kind, current) in inflight {
             let _ = writeln!(
                 out,
-                "apiserver_current_inflight_requests{{request_kind=\"{}\"}} {}",
-                kind.label(),
-                app.inflight.current(kind)
+                "apiserver_current_inflight_requests{{request_kind=\"{kind}\"}} {current}"
             );
         }
         out
@@ -207,5 +206,8 @@ mod tests {
         assert!(text.contains("le=\"0.005\"} 1"));
         assert!(text.contains("le=\"0.05\"} 2"));
         assert!(text.contains("apiserver_storage_objects{resource=\"pods\"} 3"));
+        let text = m.render(&[], &[("readOnly", 2), ("mutating", 0)]);
+        assert!(text.contains("apiserver_current_inflight_requests{request_kind=\"readOnly\"} 2\n"));
+        assert!(text.contains("apiserver_current_inflight_requests{request_kind=\"mutating\"} 0\n"));
     }
 }

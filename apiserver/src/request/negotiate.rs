@@ -88,6 +88,10 @@ pub fn error_response(e: &ApiError) -> Response {
 /// server drains up to 256 KiB of an unread body the same way). A larger body closes the connection.
 const REQUEST_BODY_DRAIN_BYTES_MAX: usize = 256 * 1024;
 
+/// A body must arrive within this: kube-apiserver's `--request-timeout` (1 minute) for requests
+/// that are not long-running. A client trickling its body cannot hold an in-flight slot longer.
+pub const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Reads the body (at most REQUEST_BODY_BYTES_MAX) and decodes JSON or YAML.
 pub async fn read_body(req: Request) -> Result<(Bytes, String), ApiError> {
     let ct = req
@@ -118,12 +122,19 @@ pub async fn read_body(req: Request) -> Result<(Bytes, String), ApiError> {
             return Err(ApiError::too_large(REQUEST_BODY_BYTES_MAX));
         }
     }
-    let bytes = axum::body::to_bytes(
+    let read = axum::body::to_bytes(
         req.into_body(),
         REQUEST_BODY_BYTES_MAX + REQUEST_BODY_DRAIN_BYTES_MAX,
-    )
-    .await
-    .map_err(|_| ApiError::too_large(REQUEST_BODY_BYTES_MAX))?;
+    );
+    let bytes = tokio::time::timeout(BODY_READ_TIMEOUT, read)
+        .await
+        .map_err(|_| {
+            // kube's timeout filter answers so when a request outlives --request-timeout.
+            ApiError::timeout(
+                "request did not complete within requested timeout - context deadline exceeded",
+            )
+        })?
+        .map_err(|_| ApiError::too_large(REQUEST_BODY_BYTES_MAX))?;
     if bytes.len() > REQUEST_BODY_BYTES_MAX {
         return Err(ApiError::too_large(REQUEST_BODY_BYTES_MAX));
     }
@@ -233,5 +244,22 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(e.code, 413);
+    }
+
+    /// A client that sends part of its body and then nothing holds its in-flight slot only
+    /// until the request timeout, and gets kube's 504 Timeout.
+    #[tokio::test(start_paused = true)]
+    async fn a_trickled_body_times_out() {
+        use futures::StreamExt;
+        let trickle = Body::from_stream(
+            futures::stream::iter([Ok::<_, std::io::Error>(Bytes::from_static(b"{\"kind\":"))])
+                .chain(futures::stream::pending()),
+        );
+        let started = tokio::time::Instant::now();
+        let e = read_body(body_request(100, false, trickle))
+            .await
+            .unwrap_err();
+        assert_eq!((e.code, e.reason), (504, "Timeout"), "{e:?}");
+        assert_eq!(started.elapsed(), BODY_READ_TIMEOUT);
     }
 }
