@@ -6,13 +6,14 @@
 #   etcd-server, etcd-client  real etcd 3.4 and etcdctl, for the side-by-side e2e test and benchmarks
 #   fonts-dejavu-core  the font `mainstay bench` draws its charts with
 #   jq                the kubectl e2e suite reads kubectl's JSON with it
+#   python3-fusepy    the power-loss test's file system (tests/power-loss/lossyfs.py)
 set -euo pipefail
 if ! command -v apt-get >/dev/null; then
   echo "setup: not a Debian-like system; install libclang, protoc, etcd and etcdctl 3.4 by hand" >&2
   exit 0
 fi
 need=()
-for p in libclang-dev protobuf-compiler libprotobuf-dev etcd-server etcd-client fonts-dejavu-core jq; do
+for p in libclang-dev protobuf-compiler libprotobuf-dev etcd-server etcd-client fonts-dejavu-core jq python3-fusepy; do
   dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
 done
 if [ ${#need[@]} -gt 0 ]; then

@@ -9,8 +9,13 @@
 
 use std::time::Duration;
 
+use mainstay_proto::mainstaypb::member_peer_client::MemberPeerClient;
 use mainstay_proto::mainstaypb::raft_peer_client::RaftPeerClient;
 use mainstay_proto::mainstaypb::RaftPayload;
+use mainstay_raft::codec::encode;
+use mainstay_raft::Member;
+use mainstay_server::peer::wire::ClusterOp;
+use mainstay_store::{Command, PutRequest};
 use mainstay_testkit::cluster::{Cluster, ClusterOptions, Target};
 
 /// bincode (fixed-width, little-endian) of openraft's `AppendEntriesRequest`: a vote
@@ -157,4 +162,85 @@ async fn a_forged_maximal_term_is_refused_and_the_cluster_keeps_writing() {
             cluster.log_tail(i, 40)
         );
     }
+}
+
+/// The `MemberPeer` service (forwarded proposals, reads, lease calls, membership changes) checks
+/// its callers as the Raft service does, and a member may publish only itself, never another
+/// member's peer URLs: a rewrite would cut that member off from the cluster for good.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn member_peer_calls_name_their_sender_and_publish_only_themselves() {
+    let options = ClusterOptions {
+        target: Some(Target::Mainstay),
+        ..Default::default()
+    };
+    let mut cluster = Cluster::start_with(3, options).await;
+    let leader = cluster.wait_for_leader(Duration::from_secs(10)).await;
+    put_within(&cluster, leader, "before").await;
+    let cluster_id = cluster
+        .status(0)
+        .await
+        .unwrap()
+        .header()
+        .unwrap()
+        .cluster_id();
+    let ids: Vec<u64> = (0..3).map(|i| cluster.member_id(i).unwrap()).collect();
+    let mut peer = MemberPeerClient::connect(cluster.peer_url(leader))
+        .await
+        .unwrap();
+
+    // A forwarded put from nobody, from another cluster, and from a stranger.
+    let put = encode(&Command::Put(PutRequest {
+        key: b"forged".to_vec(),
+        value: b"v".to_vec(),
+        ..Default::default()
+    }))
+    .unwrap();
+    for (who, code) in [
+        (None, tonic::Code::FailedPrecondition),
+        (
+            Some((cluster_id ^ 1, ids[0])),
+            tonic::Code::FailedPrecondition,
+        ),
+        (Some((cluster_id, 0x5eed)), tonic::Code::PermissionDenied),
+    ] {
+        let status = peer
+            .propose(request(put.clone(), who))
+            .await
+            .expect_err("refused");
+        assert_eq!(status.code(), code, "sender {who:?}: {status:?}");
+    }
+    let mut client = cluster.client(leader).await;
+    assert!(client.get("forged", None).await.unwrap().kvs().is_empty());
+
+    // One member publishing another, with its own peer URL in it.
+    let (a, b) = ((leader + 1) % 3, (leader + 2) % 3);
+    let hijack = |id: u64| {
+        encode(&ClusterOp::Publish {
+            id,
+            member: Member {
+                name: "hijacked".into(),
+                peer_urls: vec![cluster.peer_url(a)],
+                client_urls: vec!["http://127.0.0.1:1".into()],
+            },
+        })
+        .unwrap()
+    };
+    let status = peer
+        .cluster(request(hijack(ids[b]), Some((cluster_id, ids[a]))))
+        .await
+        .expect_err("a member may not publish another");
+    assert_eq!(status.code(), tonic::Code::PermissionDenied, "{status:?}");
+    // In its own name (the IDs are public), a publish may rename it but keeps its peer URLs.
+    peer.cluster(request(hijack(ids[b]), Some((cluster_id, ids[b]))))
+        .await
+        .expect("a member publishes itself");
+    let listed = cluster.member_list().await;
+    let b_listed = listed.iter().find(|m| m.id == ids[b]).expect("b is listed");
+    assert_eq!(b_listed.peer_urls, vec![cluster.peer_url(b)], "{listed:?}");
+
+    // The cluster writes on through member b (its publish loop names it again).
+    put_within(&cluster, b, "after").await;
+    cluster.kill(leader);
+    let next = cluster.wait_for_leader(Duration::from_secs(15)).await;
+    put_within(&cluster, next, "after-election").await;
 }

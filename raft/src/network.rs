@@ -54,6 +54,7 @@ pub struct NetworkFactory {
     identity: PeerIdentity,
     channels: Channels,
     idle: IdleStreams,
+    contacts: Contacts,
 }
 
 impl NetworkFactory {
@@ -63,7 +64,51 @@ impl NetworkFactory {
             identity,
             channels: Channels::default(),
             idle: IdleStreams::default(),
+            contacts: Contacts::default(),
         }
+    }
+
+    /// When each peer last answered a Raft message of this member's.
+    pub fn contacts(&self) -> Contacts {
+        self.contacts.clone()
+    }
+}
+
+/// Since when each peer has answered without a break, and when it last did (etcd's transport
+/// tracks the same "active since", to tell which peers are healthy before a membership change).
+/// A leader hears from every live follower each heartbeat.
+#[derive(Clone, Default)]
+pub struct Contacts(Arc<Mutex<HashMap<NodeId, Contact>>>);
+
+#[derive(Clone, Copy)]
+struct Contact {
+    since: std::time::Instant,
+    last: std::time::Instant,
+}
+
+/// A peer silent for longer than this has lost its connection: its next answer starts a new run.
+pub const CONTACT_BREAK: Duration = Duration::from_secs(1);
+
+impl Contacts {
+    fn record(&self, peer: NodeId) {
+        let now = std::time::Instant::now();
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let contact = map.entry(peer).or_insert(Contact {
+            since: now,
+            last: now,
+        });
+        if now.duration_since(contact.last) > CONTACT_BREAK {
+            contact.since = now;
+        }
+        contact.last = now;
+    }
+
+    /// Since when `peer` has answered without a break; `None` when it is not answering now.
+    pub fn active_since(&self, peer: NodeId) -> Option<std::time::Instant> {
+        let map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        map.get(&peer)
+            .filter(|c| c.last.elapsed() <= CONTACT_BREAK)
+            .map(|c| c.since)
     }
 }
 
@@ -123,6 +168,7 @@ impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
         };
         PeerClient {
             target,
+            contacts: self.contacts.clone(),
             identity: self.identity,
             client,
             url,
@@ -140,6 +186,7 @@ impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
 /// order, which saves opening and closing an HTTP/2 stream per message.
 pub struct PeerClient {
     target: NodeId,
+    contacts: Contacts,
     identity: PeerIdentity,
     client: Result<Client, String>,
     url: Option<String>,
@@ -279,6 +326,7 @@ impl PeerClient {
             tonic::Code::Unavailable => RPCError::Unreachable(Unreachable::new(&status)),
             _ => RPCError::Network(NetworkError::new(&status)),
         })?;
+        self.contacts.record(self.target);
         let result: Result<Resp, ORaftError<NodeId, E>> = decode(&reply.into_inner().data)
             .map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
         result.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
@@ -338,6 +386,7 @@ impl PeerClient {
             Err(elapsed) => return Err(RPCError::Network(NetworkError::new(&elapsed))),
         };
         self.silent_since = None;
+        self.contacts.record(self.target);
         self.stream = Some(stream);
         let result: Result<AppendEntriesResponse<NodeId>, ORaftError<NodeId, Infallible>> =
             decode(&answer.data).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;

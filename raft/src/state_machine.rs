@@ -104,8 +104,9 @@ fn current_store_dir(data_dir: &Path) -> Result<String> {
     }
 }
 
-/// Writes `bytes` to `path` atomically (temporary file, fsync, rename, fsync of the directory).
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+/// Writes `bytes` to `path` atomically (temporary file, fsync, rename, fsync of the directory):
+/// after a crash or power loss the file holds the old bytes or the new, never a part.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = path.with_extension("tmp-write");
     let mut f = std::fs::File::create(&tmp).map_err(io(format!("creating {}", tmp.display())))?;
     f.write_all(bytes)

@@ -36,6 +36,13 @@ pub enum ServerError {
     LearnerNotReady,
     #[error("etcdserver: too many learner members in cluster")]
     TooManyLearners,
+    /// etcd's strict reconfiguration check: the change would leave fewer started members than
+    /// the quorum of the new configuration.
+    #[error("etcdserver: re-configuration failed due to not enough started members")]
+    NotEnoughStartedMembers,
+    /// Removing the member would leave fewer active members than a quorum.
+    #[error("etcdserver: unhealthy cluster")]
+    Unhealthy,
     #[error("etcdserver: bad leader transferee")]
     BadLeaderTransferee,
     #[error("etcdserver: request timed out, leader transfer took too long")]
@@ -120,12 +127,14 @@ impl ServerError {
             | ServerError::Timeout
             | ServerError::TimeoutLeaderFail
             | ServerError::TimeoutLeaderTransfer
-            | ServerError::NotSupportedForLearner => Status::unavailable(e.to_string()),
+            | ServerError::NotSupportedForLearner
+            | ServerError::Unhealthy => Status::unavailable(e.to_string()),
             ServerError::NotLeader
             | ServerError::PeerUrlExists
             | ServerError::MemberNotLearner
             | ServerError::LearnerNotReady
             | ServerError::TooManyLearners
+            | ServerError::NotEnoughStartedMembers
             | ServerError::BadLeaderTransferee => Status::failed_precondition(e.to_string()),
             ServerError::MemberNotFound => Status::not_found(e.to_string()),
             ServerError::MemberBadUrls => Status::invalid_argument(e.to_string()),

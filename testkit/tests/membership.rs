@@ -263,3 +263,75 @@ async fn add_learner_promote_remove_under_load() {
         started.elapsed().as_secs_f64()
     );
 }
+
+/// What a membership call answered: `Ok` or the gRPC code's name and the message.
+fn outcome<T>(result: Result<T, etcd_client::Error>) -> Result<(), (String, String)> {
+    match result {
+        Ok(_) => Ok(()),
+        Err(etcd_client::Error::GRpcStatus(s)) => {
+            Err((format!("{:?}", s.code()), s.message().to_string()))
+        }
+        Err(e) => panic!("not a gRPC answer: {e}"),
+    }
+}
+
+/// etcd's strict reconfiguration check, on real etcd 3.4 and on Mainstay, which must answer
+/// alike. Three adds of members that will never start (mistyped URLs): the first is taken, the
+/// next two are refused as "unhealthy cluster" (a voter is not connected), so the cluster keeps a
+/// quorum of started members and goes on writing. Then, with one member down, removing a live
+/// one (which would leave one of three active) is refused, and removing the dead one is not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mistaken_membership_changes_are_refused_as_etcd_refuses_them() {
+    use mainstay_testkit::cluster::{ClusterOptions, Target};
+    const UNHEALTHY: &str = "etcdserver: unhealthy cluster";
+    for target in [Target::Etcd, Target::Mainstay] {
+        let options = ClusterOptions {
+            target: Some(target),
+            ..Default::default()
+        };
+        let mut cluster = Cluster::start_with(3, options).await;
+        let leader = cluster.wait_for_leader(Duration::from_secs(10)).await;
+        let mut client = cluster.client(leader).await;
+        let bogus = |i: u16| vec![format!("http://127.0.0.1:{}", 1000 + i)];
+
+        // The first add waits until every voter has been connected for etcd's health interval.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let first = loop {
+            match client.member_add(bogus(1), None).await {
+                Ok(r) => break r.member().expect("the added member").id(),
+                Err(e) if e.to_string().contains(UNHEALTHY) && Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(e) => panic!("{target:?}: the first add: {e}"),
+            }
+        };
+        for i in 2..=3 {
+            assert_eq!(
+                outcome(client.member_add(bogus(i), None).await),
+                Err(("Unavailable".to_string(), UNHEALTHY.to_string())),
+                "{target:?}: add {i}"
+            );
+        }
+        client.put("after-adds", "v", None).await.unwrap();
+        assert_eq!(cluster.member_list().await.len(), 4, "{target:?}");
+        // A member that never answered is safe to remove.
+        outcome(client.member_remove(first).await).unwrap_or_else(|e| panic!("{target:?}: {e:?}"));
+
+        // One follower down: removing the other would leave the leader alone of three.
+        let (x, y) = ((leader + 1) % 3, (leader + 2) % 3);
+        cluster.kill(y);
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let (x_id, y_id) = (cluster.member_id(x).unwrap(), cluster.member_id(y).unwrap());
+        assert_eq!(
+            outcome(client.member_remove(x_id).await),
+            Err(("Unavailable".to_string(), UNHEALTHY.to_string())),
+            "{target:?}: removing a live member while another is down"
+        );
+        outcome(client.member_remove(y_id).await)
+            .unwrap_or_else(|e| panic!("{target:?}: removing the dead member: {e:?}"));
+        client.put("after-removal", "v", None).await.unwrap();
+        let got = client.get("after-adds", None).await.unwrap();
+        assert_eq!(got.kvs().len(), 1, "{target:?}");
+        println!("{target:?}: refused as etcd refuses");
+    }
+}

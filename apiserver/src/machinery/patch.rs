@@ -24,6 +24,9 @@
 use serde_json::{Map, Value};
 
 use super::schema::{self, PatchStrategy, TypeName};
+use identity::{canon, key_identity, value_set, ElemKind, Positions};
+
+mod identity;
 
 /// Why a patch could not be applied. Each variant maps to the HTTP status and `Status` message
 /// kube-apiserver would return; `Display` carries the detailed text (for logs).
@@ -690,7 +693,8 @@ fn apply_retain_keys(
     let Value::Array(list) = list else {
         return Err(PatchError::BadRequest(ERR_BAD_RETAIN_KEYS.to_string()));
     };
-    let listed = |k: &str| list.iter().any(|v| v.as_str() == Some(k));
+    let names: std::collections::HashSet<&str> = list.iter().filter_map(Value::as_str).collect();
+    let listed = |k: &str| names.contains(k);
     for (k, v) in patch.iter() {
         if v.is_null()
             || k.starts_with(DELETE_FROM_PRIMITIVE_LIST)
@@ -704,14 +708,6 @@ fn apply_retain_keys(
     }
     original.retain(|k, _| listed(k));
     Ok(())
-}
-
-/// The kind of list elements, as `sliceElementType` distinguishes them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum ElemKind {
-    Map,
-    List,
-    Scalar(&'static str),
 }
 
 fn elem_kind(lists: &[&[Value]]) -> PResult<Option<ElemKind>> {
@@ -765,17 +761,19 @@ fn merge_slice(
     let merge_key = meta.merge_key;
 
     if kind != ElemKind::Map {
+        let in_patch = value_set(&patch);
         if is_delete_list {
             return Ok(original
                 .into_iter()
-                .filter(|v| !patch.contains(v))
+                .filter(|v| !in_patch.contains(&canon(v)))
                 .collect());
         }
         let mut both = original.clone();
         both.extend(patch.iter().cloned());
         let merged = deduplicate_scalars(both);
-        let (patch_items, server_only): (Vec<Value>, Vec<Value>) =
-            merged.into_iter().partition(|v| patch.contains(v));
+        let (patch_items, server_only): (Vec<Value>, Vec<Value>) = merged
+            .into_iter()
+            .partition(|v| in_patch.contains(&canon(v)));
         return normalize_element_order(patch_items, server_only, &patch, &original, "", kind);
     }
 
@@ -789,6 +787,8 @@ fn merge_slice(
     let mut original = original;
     let mut plain_patch = Vec::new();
     let mut replace = false;
+    // The merge key values `$patch: delete` items name, removed in one pass below.
+    let mut deleted = std::collections::HashSet::new();
     for v in patch {
         let Value::Object(m) = v else {
             return Err(bad_arg_type("map[string]interface {}", &v));
@@ -800,18 +800,7 @@ fn merge_slice(
                     let Some(key_value) = m.get(merge_key) else {
                         return Err(no_merge_key(&m, merge_key));
                     };
-                    let mut kept = Vec::with_capacity(original.len());
-                    for (i, o) in original.into_iter().enumerate() {
-                        let Value::Object(om) = &o else {
-                            return Err(PatchError::Internal(format!(
-                                "value for key {i} is not a map."
-                            )));
-                        };
-                        if om.get(merge_key) != Some(key_value) {
-                            kept.push(o);
-                        }
-                    }
-                    original = kept;
+                    deleted.insert(canon(key_value));
                 }
                 Some("replace") => replace = true,
                 Some("merge") => {
@@ -829,6 +818,23 @@ fn merge_slice(
             },
         }
     }
+    if !deleted.is_empty() {
+        let mut kept = Vec::with_capacity(original.len());
+        for (i, o) in original.into_iter().enumerate() {
+            let Value::Object(om) = &o else {
+                return Err(PatchError::Internal(format!(
+                    "value for key {i} is not a map."
+                )));
+            };
+            if !om
+                .get(merge_key)
+                .is_some_and(|k| deleted.contains(&canon(k)))
+            {
+                kept.push(o);
+            }
+        }
+        original = kept;
+    }
     let plain_patch: Vec<Value> = if replace {
         // `$patch: replace`: the rest of the patch list becomes the list.
         original = plain_patch
@@ -843,6 +849,18 @@ fn merge_slice(
     // mergeSliceWithoutSpecialElements
     let server_order = original.clone();
     let mut merged = original;
+    // Each merge key value's first item in `merged`.
+    let mut at_key = std::collections::HashMap::with_capacity(merged.len());
+    for (i, o) in merged.iter().enumerate() {
+        let Value::Object(om) = o else {
+            return Err(PatchError::Internal(format!(
+                "value for key {i} is not a map."
+            )));
+        };
+        if let Some(k) = om.get(merge_key) {
+            at_key.entry(canon(k)).or_insert(i);
+        }
+    }
     for v in &plain_patch {
         let Value::Object(pm) = v else {
             return Err(bad_arg_type("map[string]interface {}", v));
@@ -850,26 +868,18 @@ fn merge_slice(
         let Some(key_value) = pm.get(merge_key) else {
             return Err(no_merge_key(pm, merge_key));
         };
-        let mut at = None;
-        for (i, o) in merged.iter().enumerate() {
-            let Value::Object(om) = o else {
-                return Err(PatchError::Internal(format!(
-                    "value for key {i} is not a map."
-                )));
-            };
-            if om.get(merge_key) == Some(key_value) {
-                at = Some(i);
-                break;
-            }
-        }
-        match at.and_then(|i| merged.get_mut(i).map(|slot| (i, slot))) {
-            Some((_, slot)) => {
+        let key = canon(key_value);
+        match at_key.get(&key).and_then(|&i| merged.get_mut(i)) {
+            Some(slot) => {
                 let Value::Object(om) = std::mem::take(slot) else {
                     return Err(PatchError::Internal("value is not a map.".to_string()));
                 };
                 *slot = Value::Object(merge_map(om, pm.clone(), meta.ty)?);
             }
-            None => merged.push(Value::Object(merge_map(Map::new(), pm.clone(), meta.ty)?)),
+            None => {
+                at_key.insert(key, merged.len());
+                merged.push(Value::Object(merge_map(Map::new(), pm.clone(), meta.ty)?));
+            }
         }
     }
 
@@ -884,32 +894,12 @@ fn merge_slice(
     )
 }
 
-/// Go's `deduplicateScalars`, including its order (a duplicate is overwritten by the last item).
-fn deduplicate_scalars(mut s: Vec<Value>) -> Vec<Value> {
-    let mut i = 0;
-    while i + 1 < s.len() {
-        let mut j = i + 1;
-        while j < s.len() {
-            if s.get(i) == s.get(j) {
-                // s[j] = s[last]; s = s[:last]
-                let last = s.pop();
-                if j < s.len() {
-                    if let (Some(last), Some(slot)) = (last, s.get_mut(j)) {
-                        *slot = last;
-                    }
-                }
-                // re-examine position j (Go's `j--` before the loop's `j++`)
-            } else {
-                j += 1;
-            }
-        }
-        i += 1;
-    }
-    s
-}
-
-fn merge_key_value<'a>(v: &'a Value, merge_key: &str) -> Option<&'a Value> {
-    v.as_object().and_then(|m| m.get(merge_key))
+/// Go's `deduplicateScalars`: each value once. Go's order differs (a duplicate is overwritten by
+/// the last item), but its only caller sorts the result fully by patch and server order, so the
+/// first occurrence is kept here, in one pass.
+fn deduplicate_scalars(s: Vec<Value>) -> Vec<Value> {
+    let mut seen = std::collections::HashSet::with_capacity(s.len());
+    s.into_iter().filter(|v| seen.insert(canon(v))).collect()
 }
 
 /// `partitionMapsByPresentInList`.
@@ -920,6 +910,10 @@ fn partition_maps(
 ) -> PResult<(Vec<Value>, Vec<Value>)> {
     let mut in_patch = Vec::new();
     let mut server_only = Vec::new();
+    let keys: std::collections::HashSet<String> = partition_by
+        .iter()
+        .filter_map(|p| key_identity(p, merge_key))
+        .collect();
     for v in merged {
         let Value::Object(m) = &v else {
             return Err(bad_arg_type("map[string]interface {}", &v));
@@ -927,27 +921,13 @@ fn partition_maps(
         let Some(kv) = m.get(merge_key) else {
             return Err(no_merge_key(m, merge_key));
         };
-        if partition_by
-            .iter()
-            .any(|p| merge_key_value(p, merge_key) == Some(kv))
-        {
+        if keys.contains(&canon(kv)) {
             in_patch.push(v);
         } else {
             server_only.push(v);
         }
     }
     Ok((in_patch, server_only))
-}
-
-/// strategicpatch `index`: position of `v` in `list`, by merge key for maps, by value otherwise.
-fn index_in(list: &[Value], v: &Value, merge_key: &str, kind: ElemKind) -> Option<usize> {
-    if kind == ElemKind::Map {
-        let want = merge_key_value(v, merge_key);
-        list.iter()
-            .position(|x| merge_key_value(x, merge_key) == want)
-    } else {
-        list.iter().position(|x| x == v)
-    }
 }
 
 /// `normalizeSliceOrder`: stable sort of `to_sort` by position in `order`; `$patch: delete`
@@ -980,7 +960,14 @@ fn normalize_slice_order(
     } else {
         keep = to_sort;
     }
-    keep.sort_by_key(|v| index_in(order, v, merge_key, kind).unwrap_or(usize::MAX));
+    let positions = Positions::of(order, merge_key, kind);
+    let mut keyed: Vec<(usize, Value)> = keep
+        .into_iter()
+        .map(|v| (positions.get(&v).unwrap_or(usize::MAX), v))
+        .collect();
+    // Stable: items at the same position keep their relative order.
+    keyed.sort_by_key(|(at, _)| *at);
+    let mut keep: Vec<Value> = keyed.into_iter().map(|(_, v)| v).collect();
     keep.extend(to_delete);
     Ok(keep)
 }
@@ -997,6 +984,7 @@ fn normalize_element_order(
 ) -> PResult<Vec<Value>> {
     let right = normalize_slice_order(patch, patch_order, merge_key, kind)?;
     let left = normalize_slice_order(server_only, server_order, merge_key, kind)?;
+    let positions = Positions::of(server_order, merge_key, kind);
     let mut out = Vec::with_capacity(left.len() + right.len());
     let mut left = left.into_iter().peekable();
     let mut right = right.into_iter().peekable();
@@ -1005,15 +993,10 @@ fn normalize_element_order(
             (None, None) => break,
             (Some(_), None) => true,
             (None, Some(_)) => false,
-            (Some(l), Some(r)) => {
-                match (
-                    index_in(server_order, l, merge_key, kind),
-                    index_in(server_order, r, merge_key, kind),
-                ) {
-                    (Some(li), Some(ri)) => li < ri,
-                    _ => false,
-                }
-            }
+            (Some(l), Some(r)) => match (positions.get(l), positions.get(r)) {
+                (Some(li), Some(ri)) => li < ri,
+                _ => false,
+            },
         };
         let next = if take_left { left.next() } else { right.next() };
         if let Some(v) = next {
@@ -1099,7 +1082,10 @@ fn merge_set_element_order(
             }
             partition_maps(merged, &order, merge_key)?
         } else {
-            merged.into_iter().partition(|v| order.contains(v))
+            let in_order = value_set(&order);
+            merged
+                .into_iter()
+                .partition(|v| in_order.contains(&canon(v)))
         };
         let both = normalize_element_order(
             patch_items,

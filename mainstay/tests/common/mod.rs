@@ -29,6 +29,14 @@ const PORT_ATTEMPTS: usize = 5;
 
 pub const MEMBER_NAME: &str = "m1";
 
+/// A temporary directory for a server (removed when dropped).
+pub fn temp_dir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("mainstay-test-")
+        .tempdir()
+        .expect("creating a temporary directory")
+}
+
 /// A port that was free a moment ago (the kernel's pick for port 0).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -49,10 +57,12 @@ pub struct Server {
 impl Server {
     /// Starts a node with default flags plus `extra_args`, and waits until it answers.
     pub async fn start(extra_args: &[&str]) -> Server {
-        let dir = tempfile::Builder::new()
-            .prefix("mainstay-test-")
-            .tempdir()
-            .expect("creating a temporary directory");
+        Server::start_in(temp_dir(), extra_args).await
+    }
+
+    /// As [`Server::start`], in `dir` (its data directory is `dir/data`, which may exist already,
+    /// e.g. as a mount point).
+    pub async fn start_in(dir: tempfile::TempDir, extra_args: &[&str]) -> Server {
         let mut server = Server {
             dir,
             extra_args: extra_args.iter().map(|s| s.to_string()).collect(),

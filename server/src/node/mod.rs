@@ -26,7 +26,7 @@ use futures::future::BoxFuture;
 use mainstay_proto::etcdserverpb as pb;
 use mainstay_raft::identity::PeerIdentity;
 use mainstay_raft::log_store::LogStore;
-use mainstay_raft::network::NetworkFactory;
+use mainstay_raft::network::{Contacts, NetworkFactory};
 use mainstay_raft::state_machine::{open_store, ApplyObserver, StateMachine};
 use mainstay_raft::{Member, Raft};
 use mainstay_store::watch::{WatchHub, WatchHubConfig};
@@ -134,6 +134,9 @@ pub struct Node {
     /// only from then on).
     ready: watch::Sender<bool>,
     pub(crate) peers: PeerClients,
+    /// When each peer last answered this member's Raft messages (a removal must leave a quorum
+    /// of active members).
+    pub(crate) peer_contacts: Contacts,
     /// Backend size, refreshed by a background task (reading RocksDB properties per request would
     /// cost more than the request).
     db_size: AtomicU64,
@@ -234,20 +237,20 @@ impl Node {
         let log = LogStore::open(&config.data_dir.join("raft"))?;
         let peers = PeerClients::default();
         let (identity, fresh) = identity(&config, &peers).await?;
+        peers.set_identity(PeerIdentity {
+            cluster_id: identity.cluster_id,
+            member_id: identity.member_id,
+        });
         let sm = StateMachine::new(store.clone(), config.data_dir.clone(), observer)?;
         let raft_config = raft_config(&config)?;
-        let raft = Raft::new(
-            identity.member_id,
-            Arc::new(raft_config),
-            NetworkFactory::new(PeerIdentity {
-                cluster_id: identity.cluster_id,
-                member_id: identity.member_id,
-            }),
-            log,
-            sm,
-        )
-        .await
-        .map_err(|e| ServerError::Config(format!("starting raft: {e}")))?;
+        let network = NetworkFactory::new(PeerIdentity {
+            cluster_id: identity.cluster_id,
+            member_id: identity.member_id,
+        });
+        let peer_contacts = network.contacts();
+        let raft = Raft::new(identity.member_id, Arc::new(raft_config), network, log, sm)
+            .await
+            .map_err(|e| ServerError::Config(format!("starting raft: {e}")))?;
         if fresh && config.initial_cluster_state == ClusterState::New {
             let members = initial_members(&config);
             match raft.initialize(members).await {
@@ -281,6 +284,7 @@ impl Node {
             is_learner: AtomicBool::new(false),
             ready: watch::channel(false).0,
             peers,
+            peer_contacts,
         });
         tokio::spawn(hub.run_catch_up());
         tokio::spawn(follow_leadership(Arc::downgrade(&node)));
@@ -738,10 +742,9 @@ async fn identity(config: &NodeConfig, peers: &PeerClients) -> Result<(Identity,
         ClusterState::Existing => join_identity(config, peers).await?,
     };
     let bytes = serde_json::to_vec(&identity).expect("identity serializes");
-    std::fs::write(&path, bytes).map_err(|source| ServerError::Io {
-        context: format!("writing {}", path.display()),
-        source,
-    })?;
+    // Atomic and synced: a member that lost power while writing it would otherwise start with no
+    // identity (or half of one) beside a Raft log that has one.
+    mainstay_raft::state_machine::write_atomic(&path, &bytes)?;
     Ok((identity, true))
 }
 

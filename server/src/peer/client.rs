@@ -8,11 +8,12 @@
 //! etcd's "request timed out, possibly due to previous leader failure".
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 
 use mainstay_proto::mainstaypb::member_peer_client::MemberPeerClient;
 use mainstay_proto::mainstaypb::RaftPayload;
 use mainstay_raft::codec::{decode, encode};
+use mainstay_raft::identity::PeerIdentity;
 use mainstay_raft::network::{peer_channel, MAX_PEER_MESSAGE_BYTES};
 use mainstay_store::{Command, CommandOutput, StoreError};
 use serde::de::DeserializeOwned;
@@ -28,6 +29,9 @@ use crate::peer::wire::{ClusterOp, LeaseTtl, MemberInfo, Reply, WireError};
 #[derive(Default)]
 pub struct PeerClients {
     clients: Mutex<HashMap<String, MemberPeerClient<Channel>>>,
+    /// This member's cluster and member IDs, stamped on every call once known (a joining member
+    /// asks who it is before it knows them; that call, `members_at`, carries none).
+    identity: OnceLock<PeerIdentity>,
 }
 
 /// Whether a failed call certainly never reached the peer's handler.
@@ -37,6 +41,21 @@ fn not_sent(status: &Status) -> bool {
 }
 
 impl PeerClients {
+    /// Names this member in every later call.
+    pub fn set_identity(&self, identity: PeerIdentity) {
+        let _ = self.identity.set(identity);
+    }
+
+    /// A request carrying `data`, this member's identity and a timeout.
+    fn request(&self, data: Vec<u8>, timeout: std::time::Duration) -> Request<RaftPayload> {
+        let mut req = Request::new(RaftPayload { data });
+        if let Some(identity) = self.identity.get() {
+            identity.stamp(req.metadata_mut());
+        }
+        req.set_timeout(timeout);
+        req
+    }
+
     fn client(&self, url: &str) -> Result<MemberPeerClient<Channel>> {
         let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(c) = clients.get(url) {
@@ -61,9 +80,10 @@ impl PeerClients {
         idempotent: bool,
     ) -> Result<Option<Resp>> {
         let mut client = self.client(url)?;
-        let data = encode(request)?;
-        let mut req = Request::new(RaftPayload { data });
-        req.set_timeout(deadline.saturating_duration_since(Instant::now()));
+        let req = self.request(
+            encode(request)?,
+            deadline.saturating_duration_since(Instant::now()),
+        );
         let reply = match rpc {
             Rpc::Propose => client.propose(req).await,
             Rpc::ReadIndex => client.read_index(req).await,
@@ -142,8 +162,7 @@ impl PeerClients {
     /// Asks the member at `url` to campaign for leadership now.
     pub async fn campaign_at(&self, url: &str) -> Result<()> {
         let mut client = self.client(url)?;
-        let mut req = Request::new(RaftPayload { data: Vec::new() });
-        req.set_timeout(std::time::Duration::from_secs(2));
+        let req = self.request(Vec::new(), std::time::Duration::from_secs(2));
         client
             .campaign(req)
             .await
@@ -160,8 +179,7 @@ impl PeerClients {
         url: &str,
     ) -> std::result::Result<(u64, Vec<MemberInfo>), String> {
         let mut client = self.client(url).map_err(|e| e.to_string())?;
-        let mut req = Request::new(RaftPayload { data: Vec::new() });
-        req.set_timeout(std::time::Duration::from_secs(2));
+        let req = self.request(Vec::new(), std::time::Duration::from_secs(2));
         let reply = client.members(req).await.map_err(|s| s.to_string())?;
         decode(&reply.into_inner().data).map_err(|e| e.to_string())
     }

@@ -7,10 +7,12 @@ use std::sync::Arc;
 use mainstay_proto::mainstaypb::member_peer_server::{MemberPeer, MemberPeerServer};
 use mainstay_proto::mainstaypb::RaftPayload;
 use mainstay_raft::codec::{decode, encode};
+use mainstay_raft::identity;
 use mainstay_raft::network::MAX_PEER_MESSAGE_BYTES;
 use mainstay_store::{validate, Command, CommandOutput, StoreError};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status};
 
 use crate::error::{Result, ServerError};
@@ -46,12 +48,24 @@ fn leader_only<T>(r: Result<Option<T>>) -> Reply<T> {
     }
 }
 
+impl MemberPeerService {
+    /// The member a call comes from: of this cluster, and a member of it (any member of it while
+    /// this one knows no membership yet), as the Raft messages' sender is checked.
+    fn sender(&self, metadata: &MetadataMap) -> std::result::Result<u64, Status> {
+        let members = self.node.members();
+        identity::sender(metadata, self.node.cluster_id, |id| {
+            members.is_empty() || members.iter().any(|m| m.id == id)
+        })
+    }
+}
+
 #[tonic::async_trait]
 impl MemberPeer for MemberPeerService {
     async fn propose(
         &self,
         request: Request<RaftPayload>,
     ) -> std::result::Result<Response<RaftPayload>, Status> {
+        self.sender(request.metadata())?;
         let command: Command = payload(request)?;
         // Checked again here as the member that took it from a client checked it: no peer can
         // propose what no client could.
@@ -72,8 +86,9 @@ impl MemberPeer for MemberPeerService {
 
     async fn read_index(
         &self,
-        _request: Request<RaftPayload>,
+        request: Request<RaftPayload>,
     ) -> std::result::Result<Response<RaftPayload>, Status> {
+        self.sender(request.metadata())?;
         reply(&leader_only(self.node.leader_read_index().await))
     }
 
@@ -81,6 +96,7 @@ impl MemberPeer for MemberPeerService {
         &self,
         request: Request<RaftPayload>,
     ) -> std::result::Result<Response<RaftPayload>, Status> {
+        self.sender(request.metadata())?;
         let id: i64 = payload(request)?;
         let answer: Reply<i64> = if self.node.is_leader() {
             self.node
@@ -97,6 +113,7 @@ impl MemberPeer for MemberPeerService {
         &self,
         request: Request<RaftPayload>,
     ) -> std::result::Result<Response<RaftPayload>, Status> {
+        self.sender(request.metadata())?;
         let id: i64 = payload(request)?;
         let answer = if self.node.is_leader() {
             Ok(self.node.lease_ttl_local(id))
@@ -110,14 +127,24 @@ impl MemberPeer for MemberPeerService {
         &self,
         request: Request<RaftPayload>,
     ) -> std::result::Result<Response<RaftPayload>, Status> {
+        let from = self.sender(request.metadata())?;
         let op: ClusterOp = payload(request)?;
+        // A member publishes its own name and client URLs, no other's.
+        if let ClusterOp::Publish { id, .. } = &op {
+            if *id != from {
+                return Err(Status::permission_denied(format!(
+                    "peer: member {from:x} may not publish member {id:x}"
+                )));
+            }
+        }
         reply(&leader_only(self.node.change_cluster_local(op).await))
     }
 
     async fn campaign(
         &self,
-        _request: Request<RaftPayload>,
+        request: Request<RaftPayload>,
     ) -> std::result::Result<Response<RaftPayload>, Status> {
+        self.sender(request.metadata())?;
         self.node
             .raft
             .trigger()
@@ -127,6 +154,8 @@ impl MemberPeer for MemberPeerService {
         reply(&())
     }
 
+    /// Asked by a joining member before it knows its own IDs: answered to anyone (the IDs and
+    /// URLs are what etcd's `/members` peer endpoint also serves).
     async fn members(
         &self,
         _request: Request<RaftPayload>,
