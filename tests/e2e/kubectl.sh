@@ -23,7 +23,9 @@ export KUBECONFIG="$1"
 command -v kubectl >/dev/null || { echo "kubectl not found" >&2; exit 2; }
 command -v jq >/dev/null || { echo "jq not found" >&2; exit 2; }
 
-SUFFIX=$(head -c 64 /dev/urandom | tr -dc 'a-z0-9' | head -c 6)
+# Eight hex digits, never empty (filtering 64 random bytes down to [a-z0-9] could leave none: a CI
+# run got the namespace "e2e-", which kube refuses, and 164 checks failed).
+SUFFIX=$(od -An -N4 -tx4 /dev/urandom | tr -d ' \n')
 NS="e2e-$SUFFIX"
 NODE="e2e-$SUFFIX-node"
 WORK=$(mktemp -d)
