@@ -67,8 +67,9 @@ async fn put_within(cluster: &Cluster, i: usize, key: &str) {
         .unwrap_or_else(|e| panic!("put {key} through member {i}: {e}"));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_forged_maximal_term_is_refused_and_the_cluster_keeps_writing() {
+/// A 3-member Mainstay cluster that has written "before": the cluster, its leader, the cluster
+/// ID and the members' IDs.
+async fn writing_cluster() -> (Cluster, usize, u64, Vec<u64>) {
     let options = ClusterOptions {
         target: Some(Target::Mainstay),
         ..Default::default()
@@ -84,6 +85,12 @@ async fn a_forged_maximal_term_is_refused_and_the_cluster_keeps_writing() {
         .unwrap()
         .cluster_id();
     let ids: Vec<u64> = (0..3).map(|i| cluster.member_id(i).unwrap()).collect();
+    (cluster, leader, cluster_id, ids)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forged_maximal_term_is_refused_and_the_cluster_keeps_writing() {
+    let (mut cluster, leader, cluster_id, ids) = writing_cluster().await;
 
     for i in 0..3 {
         let mut peer = RaftPeerClient::connect(cluster.peer_url(i)).await.unwrap();
@@ -169,21 +176,7 @@ async fn a_forged_maximal_term_is_refused_and_the_cluster_keeps_writing() {
 /// member's peer URLs: a rewrite would cut that member off from the cluster for good.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn member_peer_calls_name_their_sender_and_publish_only_themselves() {
-    let options = ClusterOptions {
-        target: Some(Target::Mainstay),
-        ..Default::default()
-    };
-    let mut cluster = Cluster::start_with(3, options).await;
-    let leader = cluster.wait_for_leader(Duration::from_secs(10)).await;
-    put_within(&cluster, leader, "before").await;
-    let cluster_id = cluster
-        .status(0)
-        .await
-        .unwrap()
-        .header()
-        .unwrap()
-        .cluster_id();
-    let ids: Vec<u64> = (0..3).map(|i| cluster.member_id(i).unwrap()).collect();
+    let (mut cluster, leader, cluster_id, ids) = writing_cluster().await;
     let mut peer = MemberPeerClient::connect(cluster.peer_url(leader))
         .await
         .unwrap();

@@ -24,7 +24,8 @@
 use serde_json::{Map, Value};
 
 use super::schema::{self, PatchStrategy, TypeName};
-use identity::{canon, key_identity, value_set, ElemKind, Positions};
+pub(crate) use identity::canon;
+use identity::{key_identity, value_set, ElemKind, Positions};
 
 mod identity;
 

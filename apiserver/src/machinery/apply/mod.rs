@@ -582,39 +582,7 @@ fn allowed_from_last_applied(schema: &Schema, live: &Value) -> FieldSet {
 
 /// JSON as Go's encoding/json writes an unstructured object: keys sorted, `<>&` escaped.
 fn go_json(v: &Value) -> String {
-    fn write(v: &Value, out: &mut String) {
-        match v {
-            Value::Object(m) => {
-                let mut keys: Vec<&String> = m.keys().collect();
-                keys.sort();
-                out.push('{');
-                for (i, k) in keys.into_iter().enumerate() {
-                    if i > 0 {
-                        out.push(',');
-                    }
-                    out.push_str(&Value::String(k.clone()).to_string());
-                    out.push(':');
-                    if let Some(c) = m.get(k) {
-                        write(c, out);
-                    }
-                }
-                out.push('}');
-            }
-            Value::Array(items) => {
-                out.push('[');
-                for (i, c) in items.iter().enumerate() {
-                    if i > 0 {
-                        out.push(',');
-                    }
-                    write(c, out);
-                }
-                out.push(']');
-            }
-            other => out.push_str(&other.to_string()),
-        }
-    }
-    let mut out = String::new();
-    write(v, &mut out);
+    let out = crate::machinery::patch::canon(v);
     // These characters only occur inside JSON strings, so replacing them everywhere is safe.
     out.replace('<', "\\u003c")
         .replace('>', "\\u003e")

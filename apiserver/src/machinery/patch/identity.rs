@@ -20,7 +20,7 @@ pub(super) enum ElemKind {
 }
 
 /// A value written with its object keys sorted: equal values, equal strings.
-pub(super) fn canon(v: &Value) -> String {
+pub(crate) fn canon(v: &Value) -> String {
     fn write(v: &Value, out: &mut String) {
         match v {
             Value::Object(m) => {
