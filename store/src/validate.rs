@@ -133,7 +133,7 @@ fn check_intervals(ops: &[RequestOp]) -> Result<Writes<'_>> {
     dels.sort_by(|a, b| a.0.cmp(b.0));
     // Sweep: at each put's key, the ranges that cover it: how many in all, how many of each
     // child, and which nested txns' (by position).
-    let mut open: BinaryHeap<Reverse<(Bytes<'_>, usize)>> = BinaryHeap::new();
+    let mut open: BinaryHeap<Reverse<(&[u8], usize)>> = BinaryHeap::new();
     let mut active = vec![0usize; ops.len()];
     let mut total = 0usize;
     let mut from_nested: BTreeMap<usize, usize> = BTreeMap::new();
@@ -145,7 +145,7 @@ fn check_intervals(ops: &[RequestOp]) -> Result<Writes<'_>> {
                 break;
             }
             if let Some(end) = end {
-                open.push(Reverse((end.clone(), *owner)));
+                open.push(Reverse((end.as_ref(), *owner)));
             }
             active[*owner] += 1;
             total += 1;
@@ -156,7 +156,7 @@ fn check_intervals(ops: &[RequestOp]) -> Result<Writes<'_>> {
             next += 1;
         }
         while let Some(Reverse((end, owner))) = open.peek() {
-            if end.as_ref() > key {
+            if *end > key {
                 break;
             }
             active[*owner] -= 1;

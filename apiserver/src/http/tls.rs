@@ -167,9 +167,12 @@ async fn serve_connection_idle_after<I>(
             let response = router.clone().oneshot(req.map(axum::body::Body::new));
             async move {
                 let response = response.await?;
-                Ok::<_, std::convert::Infallible>(
-                    response.map(|body| axum::body::Body::new(TrackedBody { body, guard })),
-                )
+                Ok::<_, std::convert::Infallible>(response.map(|body| {
+                    axum::body::Body::new(TrackedBody {
+                        body,
+                        _guard: guard,
+                    })
+                }))
             }
         });
     let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
@@ -253,7 +256,8 @@ impl Drop for ActivityGuard {
 /// A response body that keeps its request counted as in progress until it is done or dropped.
 struct TrackedBody {
     body: axum::body::Body,
-    guard: ActivityGuard,
+    /// Dropped with the body.
+    _guard: ActivityGuard,
 }
 
 impl hyper::body::Body for TrackedBody {
@@ -264,7 +268,6 @@ impl hyper::body::Body for TrackedBody {
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
-        let _ = &self.guard;
         std::pin::Pin::new(&mut self.body).poll_frame(cx)
     }
 
