@@ -1322,4 +1322,43 @@ async fn service_addresses_are_unique_across_replicas() {
     again.spec.as_mut().unwrap().ports.as_mut().unwrap()[0].node_port = Some(port0);
     let got = on_b.create(&PostParams::default(), &again).await.unwrap();
     assert_eq!(got.spec.unwrap().cluster_ip, Some(ip0));
+
+    // The last five free addresses, taken at once through both replicas: each create finds one
+    // (a CI run once refused one after eight tries that only learned one taken address each,
+    // while its replica's cache lagged), and only then is the range full.
+    let fill = (24..29).map(|i| {
+        let api = if i % 2 == 0 {
+            on_a.clone()
+        } else {
+            on_b.clone()
+        };
+        async move {
+            api.create(&PostParams::default(), &service(&format!("s{i}"), false))
+                .await
+                .unwrap_or_else(|e| panic!("create s{i} in a nearly full range: {e:?}"))
+        }
+    });
+    within("5 creates filling the range", futures::future::join_all(fill)).await;
+    let all: BTreeSet<String> = on_a
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .filter_map(|s| s.spec.as_ref()?.cluster_ip.clone())
+        .filter(|ip| ip != "10.0.0.1")
+        .collect();
+    assert_eq!(all.len(), 29, "{all:?}");
+    let e = api_error(
+        on_b.create(&PostParams::default(), &service("one-too-many", false))
+            .await,
+    );
+    assert_eq!(
+        (e.code, e.message.as_str()),
+        (
+            500,
+            "Internal error occurred: failed to allocate a serviceIP: range is full"
+        ),
+        "{e:?}"
+    );
 }

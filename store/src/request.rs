@@ -112,7 +112,7 @@ pub enum RequestOp {
     Range(RangeRequest),
     Put(PutRequest),
     DeleteRange(DeleteRangeRequest),
-    Txn(TxnRequest),
+    Txn(#[serde(deserialize_with = "nesting::nested")] TxnRequest),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -120,7 +120,49 @@ pub enum ResponseOp {
     Range(RangeResponse),
     Put(PutResponse),
     DeleteRange(DeleteRangeResponse),
-    Txn(TxnResponse),
+    Txn(#[serde(deserialize_with = "nesting::nested")] TxnResponse),
+}
+
+/// How many levels of txns may nest inside a txn in what is decoded from a peer or the disk
+/// (serde, bincode). A
+/// client's txn reaches the store through protobuf, whose decoder stops at 100 nested messages
+/// (two per txn level), so no request a client can send nests deeper than 50; a forged or
+/// corrupt peer message of a few hundred kilobytes could otherwise nest tens of thousands of
+/// levels and overflow the decoding thread's stack, which aborts the member.
+pub const MAX_TXN_NESTING: usize = 64;
+
+mod nesting {
+    use std::cell::Cell;
+
+    use serde::de::{Deserialize, Deserializer, Error};
+
+    thread_local! {
+        static DEPTH: Cell<usize> = const { Cell::new(0) };
+    }
+
+    /// Leaves the level on every path out, an error included.
+    struct Level;
+
+    impl Drop for Level {
+        fn drop(&mut self) {
+            DEPTH.with(|d| d.set(d.get().saturating_sub(1)));
+        }
+    }
+
+    pub fn nested<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<T, D::Error> {
+        let depth = DEPTH.with(|c| {
+            c.set(c.get() + 1);
+            c.get()
+        });
+        let _level = Level;
+        if depth > super::MAX_TXN_NESTING {
+            return Err(D::Error::custom(format!(
+                "txns nested deeper than {} levels",
+                super::MAX_TXN_NESTING
+            )));
+        }
+        T::deserialize(d)
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]

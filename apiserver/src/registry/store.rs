@@ -147,7 +147,9 @@ pub async fn insert_new(
     let mut taken: Vec<String> = Vec::new();
     let name = meta::meta_str(&obj, "name").unwrap_or("").to_string();
     let key = app.storage.key(t.r, t.ns(), &name);
-    const ALLOCATION_TRIES: usize = 8;
+    // Each lost race means another service got an address, and the next try avoids every
+    // address the store holds, so tries run out only under a storm of creates.
+    const ALLOCATION_TRIES: usize = 16;
     let mut obj = obj;
     for _ in 0..ALLOCATION_TRIES {
         if let Some(unallocated) = &unallocated {
@@ -172,7 +174,9 @@ pub async fn insert_new(
             WriteOutcome::Taken { reservation } if requested.contains(&reservation) => {
                 return Err(service::reservation_taken(t.r, &name, &reservation, &obj));
             }
-            WriteOutcome::Taken { reservation } => taken.push(reservation),
+            // Another replica (or a create this cache has not seen yet) took an address:
+            // allocate again around everything the store holds.
+            WriteOutcome::Taken { .. } => taken = app.storage.held_reservations().await?,
         }
     }
     Err(ApiError::internal(format!(
@@ -208,6 +212,7 @@ where
 {
     let key = app.storage.key(t.r, t.ns(), t.name());
     let status_write = t.subresource() == Some(Subresource::Status);
+    let mut taken: Vec<String> = Vec::new();
     for _ in 0..UPDATE_RETRIES {
         let current = app
             .storage
@@ -233,7 +238,7 @@ where
         let requested = service::reservations(app.storage.prefix(), t.r, &new);
         if t.r.is_service() && !status_write {
             // A service turned NodePort, or away from ExternalName, gets what it now needs.
-            app.allocate_service_addresses(&mut new, &[])?;
+            app.allocate_service_addresses(&mut new, &taken)?;
         }
         let now = meta::now();
         if !same_content(&current.object, &new) {
@@ -313,8 +318,9 @@ where
                     &new,
                 ))
             }
-            // One allocated here was taken meanwhile: read again and allocate again.
-            WriteOutcome::Taken { .. } => continue,
+            // One allocated here was taken meanwhile: read again and allocate again, around
+            // every address the store holds.
+            WriteOutcome::Taken { .. } => taken = app.storage.held_reservations().await?,
         }
     }
     Err(ApiError::conflict(t.r, t.name()))

@@ -415,6 +415,22 @@ impl Storage {
         }
     }
 
+    /// Every address reservation the store holds (`<prefix>/ranges/...` keys, read keys-only and
+    /// linearizably): what an allocator that lost a race must avoid, whatever its cache shows.
+    /// One key per allocated address, so the read is as large as the services' addresses.
+    pub async fn held_reservations(&self) -> Result<Vec<String>, ApiError> {
+        let from = format!("{}/ranges/", self.prefix);
+        let opts = GetOptions::new()
+            .with_range(prefix_end(&from))
+            .with_keys_only();
+        let resp = bounded(self.kv().get(from, Some(opts))).await?;
+        Ok(resp
+            .kvs()
+            .iter()
+            .filter_map(|kv| kv.key_str().ok().map(str::to_string))
+            .collect())
+    }
+
     /// Grants a lease of `ttl_secs` (events expire with theirs, as kube-apiserver's `--event-ttl`).
     pub async fn grant_lease(&self, ttl_secs: i64) -> Result<i64, ApiError> {
         let mut lease = self.client.lease_client();

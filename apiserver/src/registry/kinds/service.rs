@@ -58,6 +58,23 @@ pub fn reservations(prefix: &str, r: &ResourceInfo, object: &Value) -> Vec<Strin
     keys
 }
 
+/// A free offset in `0..size`, or `None` only when every one is used: a few random probes
+/// (spreading concurrent allocators apart, as kube's random-scan allocator does), then a scan
+/// from a random start, so a nearly full range still yields its last free slot.
+pub fn free_slot(size: u64, used: impl Fn(u64) -> bool) -> Option<u64> {
+    if size == 0 {
+        return None;
+    }
+    for _ in 0..32 {
+        let off = rand::random::<u64>() % size;
+        if !used(off) {
+            return Some(off);
+        }
+    }
+    let start = rand::random::<u64>() % size;
+    (0..size).map(|i| (start + i) % size).find(|&off| !used(off))
+}
+
 impl App {
     /// Every service this replica's watch cache holds (none without a cache).
     fn cached_services(&self) -> Vec<Arc<Value>> {
@@ -139,19 +156,16 @@ impl App {
                 .iter()
                 .filter_map(|k| k.rsplit_once("/serviceips/").map(|(_, ip)| ip.to_string())),
         );
-        for _ in 0..64 {
-            // .1 is the kubernetes service's; skip the network address.
-            let off = 2 + rand::random::<u32>() % (size - 3);
-            let ip = std::net::Ipv4Addr::from(base + off).to_string();
-            if !used.contains(&ip) {
-                svc["spec"]["clusterIP"] = json!(ip);
-                svc["spec"]["clusterIPs"] = json!([ip]);
-                return Ok(());
-            }
-        }
-        Err(ApiError::internal(
-            "failed to allocate a serviceIP: range is full",
-        ))
+        // .1 is the kubernetes service's; skip the network and broadcast addresses.
+        let ip_at = |off: u64| std::net::Ipv4Addr::from(base + 2 + off as u32).to_string();
+        let off = free_slot(u64::from(size.saturating_sub(3)), |off| {
+            used.contains(&ip_at(off))
+        })
+        .ok_or_else(|| ApiError::internal("failed to allocate a serviceIP: range is full"))?;
+        let ip = ip_at(off);
+        svc["spec"]["clusterIP"] = json!(ip);
+        svc["spec"]["clusterIPs"] = json!([ip]);
+        Ok(())
     }
 
     /// A NodePort or LoadBalancer service's ports without a nodePort get a free one.
@@ -204,9 +218,8 @@ impl App {
                 continue;
             }
             let span = NODE_PORTS.end() - NODE_PORTS.start() + 1;
-            let port = (0..256)
-                .map(|_| NODE_PORTS.start() + rand::random::<u64>() % span)
-                .find(|port| !used.contains(port))
+            let port = free_slot(span, |off| used.contains(&(NODE_PORTS.start() + off)))
+                .map(|off| NODE_PORTS.start() + off)
                 .ok_or_else(|| {
                     ApiError::internal("failed to allocate a nodePort: range is full")
                 })?;
@@ -322,6 +335,23 @@ pub fn keep_allocated_values(old: &Value, new: &mut Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_nearly_full_range_yields_its_last_free_slot() {
+        // The node-port range with one port left: random probes alone (what allocation did
+        // before) almost never find it.
+        let span = NODE_PORTS.end() - NODE_PORTS.start() + 1;
+        for free in [0, 1, span / 2, span - 1] {
+            for _ in 0..20 {
+                assert_eq!(free_slot(span, |off| off != free), Some(free));
+            }
+        }
+        assert_eq!(free_slot(span, |_| true), None);
+        assert_eq!(free_slot(0, |_| false), None);
+        // Probes spread over the range when it is empty.
+        let picks: HashSet<u64> = (0..64).filter_map(|_| free_slot(span, |_| false)).collect();
+        assert!(picks.len() > 32, "{picks:?}");
+    }
 
     #[test]
     fn an_update_without_addresses_keeps_the_allocated_ones() {
