@@ -1338,7 +1338,11 @@ async fn service_addresses_are_unique_across_replicas() {
                 .unwrap_or_else(|e| panic!("create s{i} in a nearly full range: {e:?}"))
         }
     });
-    within("5 creates filling the range", futures::future::join_all(fill)).await;
+    within(
+        "5 creates filling the range",
+        futures::future::join_all(fill),
+    )
+    .await;
     let all: BTreeSet<String> = on_a
         .list(&Default::default())
         .await

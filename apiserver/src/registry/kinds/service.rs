@@ -72,7 +72,9 @@ pub fn free_slot(size: u64, used: impl Fn(u64) -> bool) -> Option<u64> {
         }
     }
     let start = rand::random::<u64>() % size;
-    (0..size).map(|i| (start + i) % size).find(|&off| !used(off))
+    (0..size)
+        .map(|i| (start + i) % size)
+        .find(|&off| !used(off))
 }
 
 impl App {
