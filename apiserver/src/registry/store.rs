@@ -232,6 +232,7 @@ where
                 t.name()
             )));
         }
+        strategy::check_uid_unchanged(t, &current.object, &new)?;
         strategy::carry_over(t, &current.object, &mut new, status_write);
         let mut new = finish_object(t, new, opts.validation, warnings)?;
         // Addresses the client's object names; any others are allocated here.

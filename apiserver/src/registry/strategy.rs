@@ -192,6 +192,31 @@ pub fn validate_meta(r: &ResourceInfo, obj: &Value, causes: &mut Vec<Cause>) {
             }
         }
     }
+    // kube's ValidateOwnerReferences: at most one owner is the controller.
+    let controllers: Vec<String> = m
+        .get("ownerReferences")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|o| o.get("controller").and_then(Value::as_bool) == Some(true))
+        .map(|o| {
+            format!(
+                "{}/{}",
+                o.get("kind").and_then(Value::as_str).unwrap_or(""),
+                o.get("name").and_then(Value::as_str).unwrap_or("")
+            )
+        })
+        .collect();
+    if controllers.len() > 1 {
+        causes.push(Cause::invalid(
+            "metadata.ownerReferences",
+            m.get("ownerReferences").unwrap_or(&Value::Null),
+            &format!(
+                "Only one reference can have Controller set to true. Found \"true\" in references for {} and {}",
+                controllers[0], controllers[1]
+            ),
+        ));
+    }
     if let Some(ann) = m.get("annotations").and_then(Value::as_object) {
         for k in ann.keys() {
             if !label_key_ok(k) {
@@ -555,18 +580,49 @@ fn pod_qos(pod: &Value) -> &'static str {
 }
 
 /// Server-owned fields an update keeps from the stored object.
+/// kube's ValidateObjectMetaUpdate for the uid: an update may leave it out (the stored one is
+/// kept) but not change it, so a client can use it as a precondition (controllers adopting or
+/// releasing a pod do).
+pub fn check_uid_unchanged(t: &ObjectRef, old: &Value, new: &Value) -> Result<(), ApiError> {
+    let stored = old.pointer("/metadata/uid").and_then(Value::as_str);
+    match new.pointer("/metadata/uid") {
+        None | Some(Value::Null) => Ok(()),
+        Some(Value::String(u)) if u.is_empty() || Some(u.as_str()) == stored => Ok(()),
+        Some(other) => Err(ApiError::invalid(
+            t.r,
+            t.name(),
+            vec![Cause::invalid("metadata.uid", other, "field is immutable")],
+        )),
+    }
+}
+
 pub fn carry_over(t: &ObjectRef, old: &Value, new: &mut Value, status_write: bool) {
     let old_meta = meta::meta(old).cloned().unwrap_or_default();
     if status_write {
         // The status subresource changes only .status (kube's ResetObjectMetaForStatus keeps
-        // labels, annotations, finalizers, owners from the stored object too).
+        // labels, annotations, finalizers, owners from the stored object too) — except that a
+        // Deployment's status write may change its annotations: kube's deployment status
+        // strategy resets only spec and labels, and the deployment controller sets
+        // `deployment.kubernetes.io/revision` through UpdateStatus.
         let status = new.get("status").cloned();
+        let annotations = new.pointer("/metadata/annotations").cloned();
         *new = old.clone();
         match status {
             Some(s) => new["status"] = s,
             None => {
                 if let Some(o) = new.as_object_mut() {
                     o.remove("status");
+                }
+            }
+        }
+        if t.r.kind == "Deployment" {
+            let m = meta::meta_mut(new);
+            match annotations {
+                Some(a) => {
+                    m.insert("annotations".into(), a);
+                }
+                None => {
+                    m.remove("annotations");
                 }
             }
         }
@@ -608,7 +664,11 @@ pub fn carry_over(t: &ObjectRef, old: &Value, new: &mut Value, status_write: boo
             new["status"] = s.clone();
         }
     }
-    if tracks_generation(t.r) && old.get("spec") != new.get("spec") {
+    // A Deployment's annotations count as its spec (kube's deployment strategy bumps the
+    // generation for either: they once carried the rollback request).
+    let annotations_changed = t.r.kind == "Deployment"
+        && old.pointer("/metadata/annotations") != new.pointer("/metadata/annotations");
+    if tracks_generation(t.r) && (old.get("spec") != new.get("spec") || annotations_changed) {
         let g = old_meta
             .get("generation")
             .and_then(Value::as_i64)
@@ -621,6 +681,122 @@ pub fn carry_over(t: &ObjectRef, old: &Value, new: &mut Value, status_write: boo
 mod tests {
     use super::*;
     use crate::resources::find;
+
+    fn object_ref(group: &str, plural: &str, sub: Option<&str>) -> ObjectRef {
+        ObjectRef {
+            r: find(group, "v1", plural).unwrap(),
+            namespace: Some("ns".into()),
+            name: Some("x".into()),
+            sub: sub.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn an_update_may_omit_the_uid_but_not_change_it() {
+        let t = object_ref("", "pods", None);
+        let old = json!({"metadata": {"name": "x", "uid": "u1"}});
+        for ok in [
+            json!({"metadata": {"name": "x"}}),
+            json!({"metadata": {"uid": "u1"}}),
+        ] {
+            assert!(check_uid_unchanged(&t, &old, &ok).is_ok(), "{ok}");
+        }
+        let e = check_uid_unchanged(&t, &old, &json!({"metadata": {"uid": "u2"}})).unwrap_err();
+        assert_eq!(e.code, 422);
+        assert_eq!(
+            e.message,
+            "Pod \"x\" is invalid: metadata.uid: Invalid value: \"u2\": field is immutable"
+        );
+    }
+
+    #[test]
+    fn only_one_owner_is_the_controller() {
+        let pods = find("", "v1", "pods").unwrap();
+        let owner = |kind: &str, name: &str, controller: bool| json!({"apiVersion": "apps/v1", "kind": kind, "name": name, "uid": name, "controller": controller});
+        let pod = |owners: Value| json!({"metadata": {"name": "p", "ownerReferences": owners}});
+        let mut causes = Vec::new();
+        validate_meta(
+            pods,
+            &pod(json!([
+                owner("ReplicaSet", "a", true),
+                owner("ReplicaSet", "b", false)
+            ])),
+            &mut causes,
+        );
+        assert!(causes.is_empty(), "{causes:?}");
+        validate_meta(
+            pods,
+            &pod(json!([
+                owner("ReplicaSet", "a", true),
+                owner("Deployment", "b", true)
+            ])),
+            &mut causes,
+        );
+        assert_eq!(causes.len(), 1);
+        assert_eq!(causes[0].field, "metadata.ownerReferences");
+        assert!(
+            causes[0].message.ends_with("Only one reference can have Controller set to true. Found \"true\" in references for ReplicaSet/a and Deployment/b"),
+            "{}",
+            causes[0].message
+        );
+    }
+
+    #[test]
+    fn a_deployment_status_write_may_set_annotations_and_its_annotations_bump_generation() {
+        let old = json!({"metadata": {"name": "x", "uid": "u", "generation": 3, "labels": {"a": "1"},
+            "annotations": {"k": "v"}}, "spec": {"replicas": 1}, "status": {}});
+        let sent = json!({"metadata": {"name": "x", "labels": {"a": "2"},
+            "annotations": {"k": "v", "deployment.kubernetes.io/revision": "2"}},
+            "spec": {"replicas": 9}, "status": {"observedGeneration": 3}});
+        let mut new = sent.clone();
+        carry_over(
+            &object_ref("apps", "deployments", Some("status")),
+            &old,
+            &mut new,
+            true,
+        );
+        assert_eq!(
+            new["metadata"]["annotations"],
+            sent["metadata"]["annotations"]
+        );
+        assert_eq!(new["metadata"]["labels"], old["metadata"]["labels"]);
+        assert_eq!(new["spec"], old["spec"]);
+        assert_eq!(new["status"], sent["status"]);
+        assert_eq!(new["metadata"]["generation"], 3);
+        // A ReplicaSet's status write keeps the stored annotations.
+        let mut rs = sent.clone();
+        carry_over(
+            &object_ref("apps", "replicasets", Some("status")),
+            &old,
+            &mut rs,
+            true,
+        );
+        assert_eq!(
+            rs["metadata"]["annotations"],
+            old["metadata"]["annotations"]
+        );
+
+        // An update that changes only a Deployment's annotations is a new generation; a
+        // ReplicaSet's is not.
+        let mut new =
+            json!({"metadata": {"name": "x", "annotations": {"k": "w"}}, "spec": {"replicas": 1}});
+        carry_over(
+            &object_ref("apps", "deployments", None),
+            &old,
+            &mut new,
+            false,
+        );
+        assert_eq!(new["metadata"]["generation"], 4);
+        let mut new =
+            json!({"metadata": {"name": "x", "annotations": {"k": "w"}}, "spec": {"replicas": 1}});
+        carry_over(
+            &object_ref("apps", "replicasets", None),
+            &old,
+            &mut new,
+            false,
+        );
+        assert_eq!(new["metadata"]["generation"], 3);
+    }
 
     #[test]
     fn unknown_fields_are_found_by_path() {
