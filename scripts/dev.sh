@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Builds mainstay and runs a local 3-member cluster on loopback (`mainstay dev`): clients on
-# 127.0.0.1:2379, :22379 and :32379, two apiservers on https://127.0.0.1:6443 and :6444, data,
-# logs and the kubeconfig in ./mainstay-dev. Ctrl-C stops it.
+# Builds mainstay and runs three masters on loopback (`mainstay dev`): store members with clients
+# on 127.0.0.1:2379, :22379 and :32379, apiservers on https://127.0.0.1:6443, :6444 and :6445, a
+# scheduler and a controller-manager per master, and three simulated nodes; data, logs and the
+# kubeconfig in ./mainstay-dev. Ctrl-C stops it.
 # Extra arguments go to `mainstay dev` (e.g. --fresh to start from empty data directories).
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -3,8 +3,11 @@
 //! - `mainstay store`: a store node serving etcd's v3 API, configured with etcd's flag names (and
 //!   `ETCD_*` environment variables) so operators' scripts carry over.
 //! - `mainstay apiserver`: a Kubernetes API server replica over the store (kube-apiserver's flags).
-//! - `mainstay dev`: a local 3-member cluster on loopback, as separate `mainstay store` processes,
-//!   with two `mainstay apiserver` replicas and a kubeconfig.
+//! - `mainstay scheduler`, `mainstay controller-manager`: kube-scheduler and
+//!   kube-controller-manager, Kubernetes clients that elect a leader with a Lease.
+//! - `mainstay nodes`: simulated worker nodes (hollow kubelets).
+//! - `mainstay dev`: three masters on loopback (each a `mainstay store` member, an apiserver, a
+//!   scheduler and a controller-manager, as separate processes), simulated nodes, a kubeconfig.
 //! - `mainstay health`: asks a node's `/health` (for container health checks: the image has no shell).
 //! - `mainstay bench`: the benchmark harness, Mainstay and etcd 3-member clusters side by side.
 
@@ -19,6 +22,7 @@ use mainstay_server::{Node, NodeConfig};
 mod apiserver;
 mod bench;
 mod chaos;
+mod components;
 mod dev;
 mod signal;
 
@@ -39,7 +43,14 @@ enum Command {
     Store(Box<StoreArgs>),
     /// Run a Kubernetes API server replica over etcd or Mainstay (kube-apiserver's flag names).
     Apiserver(Box<apiserver::ApiserverArgs>),
-    /// Run a 3-member cluster and two apiservers on loopback (separate processes) until Ctrl-C.
+    /// Run a kube-scheduler: place pending pods on nodes (kube-scheduler's flag names).
+    Scheduler(Box<components::SchedulerArgs>),
+    /// Run a kube-controller-manager: the ReplicaSet and Deployment controllers.
+    ControllerManager(Box<components::ControllerManagerArgs>),
+    /// Run simulated worker nodes (hollow kubelets) that register and run pods without a runtime.
+    Nodes(Box<components::NodesArgs>),
+    /// Run three masters on loopback (a store member, an apiserver, a scheduler and a
+    /// controller-manager each, as separate processes) and simulated nodes, until Ctrl-C.
     Dev(dev::DevArgs),
     /// Check a node's /health endpoint; exit 0 when healthy.
     Health {
@@ -280,10 +291,15 @@ async fn main() -> anyhow::Result<()> {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        // Colour only on a terminal: `mainstay dev` and the tests send logs to files.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     match Cli::parse().command {
         Command::Store(args) => run_store(*args).await,
         Command::Apiserver(args) => apiserver::run(*args).await,
+        Command::Scheduler(args) => components::scheduler(*args).await,
+        Command::ControllerManager(args) => components::controller_manager(*args).await,
+        Command::Nodes(args) => components::nodes(*args).await,
         Command::Dev(args) => dev::run(args).await,
         Command::Health { endpoint } => check_health(&endpoint).await,
         Command::Bench(args) => bench::run(args).await,

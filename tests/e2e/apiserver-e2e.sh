@@ -1,15 +1,21 @@
 #!/usr/bin/env bash
 # Runs the kubectl suite (tests/e2e/kubectl.sh) against Mainstay's apiserver twice in one run:
-#   1. `mainstay dev`: three Mainstay members and two apiservers (HTTPS, bearer token), through
-#      the kubeconfig it writes — once through each replica;
-#   2. two `mainstay apiserver` replicas on real etcd 3.4.23 (same certificates and token),
-#      once through each replica.
+#   1. `mainstay dev --control-plane=false --nodes 0`: three Mainstay members and three apiservers
+#      (HTTPS, bearer token) with no scheduler, controllers or nodes (the suite checks objects as
+#      the apiserver alone leaves them: pods Pending, a Deployment 0/2), through the kubeconfig it
+#      writes — once through the first replica and once through the second;
+#   2. three `mainstay apiserver` replicas on real etcd 3.4.23 (same certificates and token),
+#      once through each replica;
+#   3. the whole of `mainstay dev` (three masters, each with a scheduler and a controller-manager,
+#      and three simulated nodes): the lifecycle suite (tests/e2e/lifecycle.sh) through the second
+#      apiserver.
 #
 #   tests/e2e/apiserver-e2e.sh MAINSTAY_BIN
 #
 # Environment: E2E_OUT_DIR keeps logs there (otherwise a temp dir, kept on failure);
 # ETCD_BIN (default etcd); E2E_DEV_PORT (default 2579), E2E_API_PORT (default 25443),
-# E2E_ETCD_PORT (default 24379), E2E_ETCD_API_PORT (default 24443).
+# E2E_ETCD_PORT (default 24379), E2E_ETCD_API_PORT (default 24443), E2E_CP_PORT (default 2589),
+# E2E_CP_API_PORT (default 25453).
 set -u
 set -o pipefail
 
@@ -23,6 +29,8 @@ DEV_PORT=${E2E_DEV_PORT:-2579}
 API_PORT=${E2E_API_PORT:-25443}
 ETCD_PORT=${E2E_ETCD_PORT:-24379}
 ETCD_API_PORT=${E2E_ETCD_API_PORT:-24443}
+CP_PORT=${E2E_CP_PORT:-2589}
+CP_API_PORT=${E2E_CP_API_PORT:-25453}
 OUT=${E2E_OUT_DIR:-$(mktemp -d)}
 mkdir -p "$OUT"
 pids=()
@@ -47,8 +55,8 @@ wait_for() { # wait_for SECONDS CMD...
     done
 }
 
-run_suite() { # run_suite LABEL KUBECONFIG [CONTEXT]
-    local label=$1 kc=$2 ctx=${3:-}
+run_suite() { # run_suite LABEL KUBECONFIG [CONTEXT [SUITE]]
+    local label=$1 kc=$2 ctx=${3:-} suite=${4:-kubectl.sh}
     local kc_used=$kc
     if [ -n "$ctx" ]; then
         kc_used="$OUT/$label.kubeconfig"
@@ -57,7 +65,7 @@ run_suite() { # run_suite LABEL KUBECONFIG [CONTEXT]
     fi
     log "kubectl suite: $label"
     # Bounded: the suite's own checks take about 20 s; a hung server must not hold CI.
-    if timeout 600 "$HERE/kubectl.sh" "$kc_used" >"$OUT/$label.out" 2>&1; then
+    if timeout 600 "$HERE/$suite" "$kc_used" >"$OUT/$label.out" 2>&1; then
         log "PASS $label ($(grep -c '^ok' "$OUT/$label.out" || true) checks)"
     else
         failed=1
@@ -67,9 +75,9 @@ run_suite() { # run_suite LABEL KUBECONFIG [CONTEXT]
 }
 
 # 1. mainstay dev
-log "starting mainstay dev (members on :$DEV_PORT.., apiservers on :$API_PORT, :$((API_PORT + 1)))"
+log "starting mainstay dev (members on :$DEV_PORT.., apiservers on :$API_PORT..$((API_PORT + 2)))"
 "$BIN" dev --fresh --data-dir "$OUT/dev" --client-port "$DEV_PORT" --apiserver-port "$API_PORT" \
-    >"$OUT/dev.out" 2>&1 &
+    --control-plane=false --nodes 0 >"$OUT/dev.out" 2>&1 &
 pids+=($!)
 KC="$OUT/dev/kubeconfig"
 if ! wait_for 90 env KUBECONFIG="$KC" kubectl --request-timeout=5s get ns default; then
@@ -80,7 +88,7 @@ fi
 run_suite mainstay-replica1 "$KC"
 run_suite mainstay-replica2 "$KC" mainstay-dev-2
 
-# 2. real etcd with two apiservers, reusing the dev run's certificates and token
+# 2. real etcd with three apiservers, reusing the dev run's certificates and token
 ver=$("$ETCD_BIN" --version 2>/dev/null | sed -n 's/^etcd Version: //p')
 log "starting etcd $ver on :$ETCD_PORT"
 "$ETCD_BIN" --name e2e --data-dir "$OUT/etcd" \
@@ -90,7 +98,7 @@ log "starting etcd $ver on :$ETCD_PORT"
     --initial-cluster "e2e=http://127.0.0.1:$((ETCD_PORT + 1))" >"$OUT/etcd.log" 2>&1 &
 pids+=($!)
 PKI="$OUT/dev/pki"
-for i in 0 1; do
+for i in 0 1 2; do
     port=$((ETCD_API_PORT + i))
     "$BIN" apiserver --etcd-servers "http://127.0.0.1:$ETCD_PORT" --bind-address 127.0.0.1 \
         --secure-port "$port" --tls-cert-file "$PKI/apiserver.crt" --tls-private-key-file "$PKI/apiserver.key" \
@@ -99,11 +107,12 @@ for i in 0 1; do
     pids+=($!)
 done
 KC2="$OUT/etcd.kubeconfig"
-sed -e "s#https://127.0.0.1:$API_PORT#https://127.0.0.1:$ETCD_API_PORT#" \
-    -e "s#https://127.0.0.1:$((API_PORT + 1))#https://127.0.0.1:$((ETCD_API_PORT + 1))#" "$KC" >"$KC2"
+sed -e "s#https://127.0.0.1:$API_PORT\$#https://127.0.0.1:$ETCD_API_PORT#" \
+    -e "s#https://127.0.0.1:$((API_PORT + 1))\$#https://127.0.0.1:$((ETCD_API_PORT + 1))#" \
+    -e "s#https://127.0.0.1:$((API_PORT + 2))\$#https://127.0.0.1:$((ETCD_API_PORT + 2))#" "$KC" >"$KC2"
 # The etcd suites must reach the etcd apiservers, not mainstay dev's (which still run).
 servers=$(KUBECONFIG=$KC2 kubectl config view -o jsonpath='{.clusters[*].cluster.server}')
-if [ "$servers" != "https://127.0.0.1:$ETCD_API_PORT https://127.0.0.1:$((ETCD_API_PORT + 1))" ]; then
+if [ "$servers" != "https://127.0.0.1:$ETCD_API_PORT https://127.0.0.1:$((ETCD_API_PORT + 1)) https://127.0.0.1:$((ETCD_API_PORT + 2))" ]; then
     failed=1; log "FAIL the etcd kubeconfig names $servers"; exit 1
 fi
 if ! wait_for 60 env KUBECONFIG="$KC2" kubectl --request-timeout=5s get ns default; then
@@ -123,6 +132,19 @@ for kc in "$KC" "$KC2"; do
         failed=1; log "FAIL wrong token on $server: $out"
     fi
 done
+
+# 3. the whole control plane
+log "starting mainstay dev with its control plane (members on :$CP_PORT.., apiservers on :$CP_API_PORT..)"
+"$BIN" dev --fresh --data-dir "$OUT/dev-cp" --client-port "$CP_PORT" --apiserver-port "$CP_API_PORT" \
+    --nodes 3 >"$OUT/dev-cp.out" 2>&1 &
+pids+=($!)
+KC3="$OUT/dev-cp/kubeconfig"
+if wait_for 90 env KUBECONFIG="$KC3" kubectl --request-timeout=5s get ns default; then
+    run_suite lifecycle "$KC3" mainstay-dev-2 lifecycle.sh
+else
+    failed=1
+    log "mainstay dev (control plane) did not serve kubectl within 90 s"; tail -20 "$OUT/dev-cp.out" >&2
+fi
 
 [ "$failed" -eq 0 ] && log "all suites passed"
 exit "$failed"

@@ -1,0 +1,25 @@
+//! `mainstay-controllers`: Mainstay's kube-controller-manager — the controllers of
+//! `pkg/controller` (ReplicaSet and Deployment so far) and the manager that runs the ones
+//! `--controllers` enables for one term of leadership.
+//!
+//! **Owns:** the manager's descriptor table and `--controllers` semantics ([`manager`]); per
+//! controller, the pure decisions in a `sync` module (which pods to create, delete, adopt or
+//! release, and the status to write — plain functions of the objects and the time, unit-tested
+//! without sockets or sleeps) apart from the thin I/O that watches objects into caches, queues
+//! keys and performs the writes; the shared watch cache, work queue and pod predicates
+//! ([`util`]).
+//!
+//! **Reaches the cluster only through the Kubernetes API** (kube-rs), like kube's own
+//! controllers; each write is preceded by `Leading::ensure()`.
+//!
+//! **Must not depend on:** the apiserver, store, raft, server, proto, etcd-client, scheduler or
+//! nodesim crates — no `mainstay-*` crate but `mainstay-component`.
+
+pub mod deployment;
+pub mod error;
+pub mod manager;
+pub mod replicaset;
+pub mod util;
+
+pub use error::{Error, Result};
+pub use manager::{enabled_controllers, run, ManagerConfig};

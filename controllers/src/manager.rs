@@ -1,0 +1,305 @@
+//! kube-controller-manager's frame (`cmd/kube-controller-manager/app`): one table of known
+//! controllers, the `--controllers` flag, and starting the enabled controllers for one term of
+//! leadership.
+//!
+//! As in kube 1.32's `controller_descriptor.go`, each controller has a canonical name
+//! (`replicaset-controller`) and aliases (`replicaset`, the name before 1.28); `--controllers`
+//! accepts either. `*` enables every controller that is on by default, `name` enables one, and
+//! `-name` disables one; the first entry naming a controller decides, and without `*` only the
+//! named ones run. A name that is not known is an error worded as kube's.
+
+use futures::future::BoxFuture;
+use kube::Client;
+use mainstay_component::Leading;
+use tokio::task::JoinSet;
+
+use crate::{Error, Result};
+
+/// The controller-manager's settings (kube's flags of the same meaning).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManagerConfig {
+    /// `--controllers` (default `["*"]`).
+    pub controllers: Vec<String>,
+    /// `--concurrent-deployment-syncs` (default 5).
+    pub concurrent_deployment_syncs: usize,
+    /// `--concurrent-replicaset-syncs` (default 5).
+    pub concurrent_replicaset_syncs: usize,
+}
+
+impl Default for ManagerConfig {
+    fn default() -> Self {
+        ManagerConfig {
+            controllers: vec!["*".into()],
+            concurrent_deployment_syncs: 5,
+            concurrent_replicaset_syncs: 5,
+        }
+    }
+}
+
+/// What a controller is started with.
+struct Context {
+    client: Client,
+    config: ManagerConfig,
+    leading: Leading,
+}
+
+type Start = fn(Context) -> BoxFuture<'static, Result<()>>;
+
+/// One known controller (kube's `ControllerDescriptor`).
+struct Descriptor {
+    name: &'static str,
+    aliases: &'static [&'static str],
+    disabled_by_default: bool,
+    start: Start,
+}
+
+/// Every controller this manager knows, in start order. Adding one is one line here (and its
+/// `start_*` function below).
+const CONTROLLERS: &[Descriptor] = &[
+    Descriptor {
+        name: "deployment-controller",
+        aliases: &["deployment"],
+        disabled_by_default: false,
+        start: start_deployment,
+    },
+    Descriptor {
+        name: "replicaset-controller",
+        aliases: &["replicaset"],
+        disabled_by_default: false,
+        start: start_replicaset,
+    },
+];
+
+fn start_deployment(c: Context) -> BoxFuture<'static, Result<()>> {
+    Box::pin(crate::deployment::run(
+        c.client,
+        c.config.concurrent_deployment_syncs,
+        c.leading,
+    ))
+}
+
+fn start_replicaset(c: Context) -> BoxFuture<'static, Result<()>> {
+    Box::pin(crate::replicaset::run(
+        c.client,
+        c.config.concurrent_replicaset_syncs,
+        c.leading,
+    ))
+}
+
+/// The canonical names of all known controllers.
+pub fn known_controllers() -> Vec<&'static str> {
+    known(CONTROLLERS)
+}
+
+fn known(table: &[Descriptor]) -> Vec<&'static str> {
+    table.iter().map(|d| d.name).collect()
+}
+
+/// The canonical names `--controllers` enables, in start order.
+pub fn enabled_controllers(flags: &[String]) -> Result<Vec<&'static str>> {
+    enabled(CONTROLLERS, flags)
+}
+
+fn canonical<'t>(table: &'t [Descriptor], name: &str) -> Option<&'t Descriptor> {
+    table
+        .iter()
+        .find(|d| d.name == name || d.aliases.contains(&name))
+}
+
+fn enabled(table: &[Descriptor], flags: &[String]) -> Result<Vec<&'static str>> {
+    // Validate (kube's GenericControllerManagerConfigurationOptions.Validate) and replace
+    // aliases by canonical names (its ApplyTo).
+    let mut errors = Vec::new();
+    let mut choices: Vec<(&'static str, bool)> = Vec::new();
+    let mut star = false;
+    for flag in flags {
+        if flag == "*" {
+            star = true;
+            continue;
+        }
+        let (name, on) = match flag.strip_prefix('-') {
+            Some(rest) => (rest, false),
+            None => (flag.as_str(), true),
+        };
+        match canonical(table, name) {
+            Some(d) => choices.push((d.name, on)),
+            None => errors.push(format!("{name:?} is not in the list of known controllers")),
+        }
+    }
+    match errors.len() {
+        0 => {}
+        // utilerrors.NewAggregate prints one error as itself and several as "[a, b]".
+        1 => return Err(Error::Config(errors.remove(0))),
+        _ => return Err(Error::Config(format!("[{}]", errors.join(", ")))),
+    }
+    // kube's IsControllerEnabled: the first explicit choice wins, then `*` turns on the
+    // controllers that are on by default.
+    Ok(table
+        .iter()
+        .filter(|d| {
+            choices
+                .iter()
+                .find(|(name, _)| *name == d.name)
+                .map_or(star && !d.disabled_by_default, |(_, on)| *on)
+        })
+        .map(|d| d.name)
+        .collect())
+}
+
+/// Runs the enabled controllers for this term of leadership. Returns `Ok(())` when `leading` is
+/// lost, or the first error of a controller that fails.
+pub async fn run(client: Client, cfg: ManagerConfig, leading: Leading) -> Result<()> {
+    let names = enabled_controllers(&cfg.controllers)?;
+    tracing::info!(controllers = ?names, "starting controllers");
+    let mut running = JoinSet::new();
+    for d in CONTROLLERS.iter().filter(|d| names.contains(&d.name)) {
+        let started = (d.start)(Context {
+            client: client.clone(),
+            config: cfg.clone(),
+            leading: leading.clone(),
+        });
+        let name = d.name;
+        running.spawn(async move { (name, started.await) });
+    }
+    loop {
+        tokio::select! {
+            _ = leading.lost() => {
+                tracing::info!("leadership lost: stopping controllers");
+                return Ok(());
+            }
+            joined = running.join_next() => match joined {
+                Some(Ok((name, Err(e)))) => {
+                    tracing::error!(controller = name, error = %e, "controller failed");
+                    return Err(e);
+                }
+                Some(Ok((name, Ok(())))) => {
+                    tracing::info!(controller = name, "controller stopped");
+                }
+                Some(Err(e)) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                Some(Err(_)) => {}
+                None => {
+                    leading.lost().await;
+                    return Ok(());
+                }
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn never(_: Context) -> BoxFuture<'static, Result<()>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    /// kube's own test table: two controllers on by default, two off.
+    const TABLE: &[Descriptor] = &[
+        Descriptor {
+            name: "on-1-controller",
+            aliases: &["on1"],
+            disabled_by_default: false,
+            start: never,
+        },
+        Descriptor {
+            name: "on-2-controller",
+            aliases: &[],
+            disabled_by_default: false,
+            start: never,
+        },
+        Descriptor {
+            name: "off-1-controller",
+            aliases: &["off1"],
+            disabled_by_default: true,
+            start: never,
+        },
+        Descriptor {
+            name: "off-2-controller",
+            aliases: &[],
+            disabled_by_default: true,
+            start: never,
+        },
+    ];
+
+    fn flags(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn on(v: &[&str]) -> Vec<&'static str> {
+        enabled(TABLE, &flags(v)).expect("valid flags")
+    }
+
+    #[test]
+    fn star_enables_the_default_on_controllers() {
+        assert_eq!(on(&["*"]), ["on-1-controller", "on-2-controller"]);
+    }
+
+    #[test]
+    fn names_enable_and_dashes_disable() {
+        assert_eq!(
+            on(&["*", "off-1-controller"]),
+            ["on-1-controller", "on-2-controller", "off-1-controller"]
+        );
+        assert_eq!(on(&["*", "-on-2-controller"]), ["on-1-controller"]);
+        assert_eq!(
+            on(&["off-2-controller"]),
+            ["off-2-controller"],
+            "without * only what is named"
+        );
+        assert_eq!(on(&[]), Vec::<&str>::new());
+        assert_eq!(on(&["-on-1-controller"]), Vec::<&str>::new());
+    }
+
+    #[test]
+    fn aliases_are_canonical_names() {
+        assert_eq!(
+            on(&["on1", "off1"]),
+            ["on-1-controller", "off-1-controller"]
+        );
+        assert_eq!(on(&["*", "-on1"]), ["on-2-controller"]);
+    }
+
+    #[test]
+    fn the_first_choice_wins() {
+        assert_eq!(on(&["-on1", "on-1-controller", "*"]), ["on-2-controller"]);
+        assert_eq!(on(&["on1", "-on1"]), ["on-1-controller"]);
+    }
+
+    #[test]
+    fn unknown_names_are_errors_worded_as_kube() {
+        let e = enabled(TABLE, &flags(&["*", "bogus"])).expect_err("unknown");
+        assert_eq!(
+            e.to_string(),
+            r#""bogus" is not in the list of known controllers"#
+        );
+        // Disabling an unknown controller is an error too (kube 1.32), named without the dash.
+        let e = enabled(TABLE, &flags(&["-bogus", "nope"])).expect_err("unknown");
+        assert_eq!(
+            e.to_string(),
+            r#"["bogus" is not in the list of known controllers, "nope" is not in the list of known controllers]"#
+        );
+        assert!(matches!(e, Error::Config(_)));
+    }
+
+    #[test]
+    fn the_real_table_knows_deployment_and_replicaset() {
+        assert_eq!(
+            known_controllers(),
+            ["deployment-controller", "replicaset-controller"]
+        );
+        let all = enabled_controllers(&ManagerConfig::default().controllers).expect("valid");
+        assert_eq!(all, ["deployment-controller", "replicaset-controller"]);
+        let only_rs = enabled_controllers(&flags(&["*", "-deployment"])).expect("valid");
+        assert_eq!(only_rs, ["replicaset-controller"]);
+        assert!(enabled_controllers(&flags(&["garbagecollector"])).is_err());
+    }
+
+    #[test]
+    fn defaults_are_kubes() {
+        let c = ManagerConfig::default();
+        assert_eq!(c.controllers, ["*"]);
+        assert_eq!(c.concurrent_deployment_syncs, 5);
+        assert_eq!(c.concurrent_replicaset_syncs, 5);
+    }
+}
