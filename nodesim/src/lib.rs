@@ -17,7 +17,7 @@
 //! # Layout
 //! Pure modules, no I/O, unit-tested: `config` (flags), `quantity` and `qos`, `ipam`,
 //! `schedule` (heartbeat spreading and backoff), `node` (the Node object and status), and
-//! `pod::{observe, sim, status}` (the per-node pod state machine and the status it writes).
+//! `pod::{observe, state, sim, status}` (the per-node pod state machine and the status it writes).
 //! `runtime` is the thin I/O layer over kube-rs.
 //!
 //! Architecture invariant: this crate talks to the API server only through `kube::Client`.

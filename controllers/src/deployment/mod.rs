@@ -24,6 +24,8 @@ pub mod util;
 mod model_tests;
 #[cfg(test)]
 pub(crate) mod testing;
+#[cfg(test)]
+mod util_tests;
 
 use std::collections::HashMap;
 use std::sync::Arc;

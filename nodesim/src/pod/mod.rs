@@ -4,4 +4,5 @@
 
 pub mod observe;
 pub mod sim;
+pub mod state;
 pub mod status;

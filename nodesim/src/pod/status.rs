@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use tokio::time::Instant;
 
 use super::observe::ContainerLite;
-use super::sim::{Clock, Exit, Flip, PodSim, State, EXIT_KILLED};
+use super::state::{Clock, Exit, Flip, PodSim, State, EXIT_KILLED};
 use crate::ids;
 
 /// The strategic merge patch for `pods/<name>/status`. `metadata.uid` rides along as kubelet

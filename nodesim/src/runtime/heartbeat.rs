@@ -22,8 +22,9 @@ use tokio::time::Instant;
 
 use mainstay_component::events::EventType;
 
-use super::register::node_reference;
-use super::{error_outcome, patch_params, post_params, write, NodeInfo, Outcome, Shared};
+use super::shared::{
+    error_outcome, node_reference, patch_params, post_params, write, NodeInfo, Outcome, Shared,
+};
 use crate::config::{NodesConfig, NODE_STATUS_UPDATE_FREQUENCY};
 use crate::node::{self, TransitionTimes, CONDITIONS};
 use crate::schedule::Periodic;

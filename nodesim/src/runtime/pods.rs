@@ -16,7 +16,9 @@ use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TryRecvError;
 use tokio::time::Instant;
 
-use super::{error_outcome, patch_params, write, NodeInfo, Outcome, Shared, NODE_QUEUE_CAPACITY};
+use super::shared::{
+    error_outcome, patch_params, write, NodeInfo, Outcome, Shared, NODE_QUEUE_CAPACITY,
+};
 use crate::ipam::Ipam;
 use crate::pod::observe::{observe, Observed};
 use crate::pod::sim::{NodePods, SimConfig, SimEvent, Write, WriteAction, WriteOutcome};

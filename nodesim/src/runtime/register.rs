@@ -3,13 +3,16 @@
 //! transient failures with backoff; then the first Lease and kubelet's start-up Events.
 
 use futures::{stream, StreamExt, TryStreamExt};
-use k8s_openapi::api::core::v1::{Node, ObjectReference};
+use k8s_openapi::api::core::v1::Node;
 use kube::api::{Api, Patch};
 use kube::Client;
 use mainstay_component::events::{EventType, Recorder};
 use tokio::sync::Semaphore;
 
-use super::{error_outcome, heartbeat, patch_params, post_params, write, NodeInfo, Outcome};
+use super::heartbeat;
+use super::shared::{
+    error_outcome, node_reference, patch_params, post_params, write, NodeInfo, Outcome,
+};
 use crate::config::NodesConfig;
 use crate::error::Error;
 use crate::node::{self, NodeIdentity, TransitionTimes, CONDITIONS};
@@ -135,7 +138,8 @@ async fn try_register(
         Some(Err(e)) => return Err(classify(e)),
     }
     // It exists: take it over.
-    let existing = match tokio::time::timeout(super::WRITE_TIMEOUT, api.get(&id.name)).await {
+    let existing = match tokio::time::timeout(super::shared::WRITE_TIMEOUT, api.get(&id.name)).await
+    {
         Err(_) => return Err(Failure::Transient("get timed out".into())),
         Ok(Err(e)) => {
             // Deleted in between: the next try creates it.
@@ -175,16 +179,5 @@ async fn try_register(
         None => Err(Failure::Transient("status patch timed out".into())),
         Some(Err(e)) => Err(classify(e)),
         Some(Ok(_)) => Ok((existing.metadata.uid.unwrap_or_default(), was_ready, times)),
-    }
-}
-
-/// kubelet's reference for Events about its node: kind Node, the name, and the name again as
-/// UID (kubelet's quirk, kept so `kubectl describe node` finds them the same way).
-pub(super) fn node_reference(name: &str) -> ObjectReference {
-    ObjectReference {
-        kind: Some("Node".to_string()),
-        name: Some(name.to_string()),
-        uid: Some(name.to_string()),
-        ..ObjectReference::default()
     }
 }

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{NodeSelectorRequirement, NodeSelectorTerm, Taint, Toleration};
 
-use super::{Plugin, PreparedPod};
+use super::prepared::{Plugin, PreparedPod};
 use crate::snapshot::{NodeInfo, NodeView};
 
 pub const ERR_REASON_UNSCHEDULABLE: &str = "node(s) were unschedulable";

@@ -4,6 +4,7 @@
 //! clock, and randomness only from the seeded [`Rng`] it is given.
 
 pub mod filter;
+pub mod prepared;
 pub mod score;
 #[cfg(test)]
 pub(crate) mod testing;
@@ -12,136 +13,16 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 
-use k8s_openapi::api::core::v1::{NodeSelector, Pod, PreferredSchedulingTerm, Toleration};
+use k8s_openapi::api::core::v1::Pod;
 
-use crate::resources::PodRequests;
-use crate::snapshot::{host_ports, spread_owner, HostPort, Snapshot};
+use crate::snapshot::Snapshot;
+pub use prepared::{Plugin, PluginSet, PreparedPod};
+pub use score::{select_host, Rng};
 
 /// kube's `minFeasibleNodesToFind`: below this many nodes all are evaluated.
 pub const MIN_FEASIBLE_NODES_TO_FIND: usize = 100;
 /// kube's `minFeasibleNodesPercentageToFind`.
 pub const MIN_FEASIBLE_NODES_PERCENTAGE_TO_FIND: usize = 5;
-
-/// The plugins this scheduler runs (kube's names).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Plugin {
-    NodeUnschedulable,
-    NodeName,
-    TaintToleration,
-    NodeAffinity,
-    NodePorts,
-    NodeResourcesFit,
-}
-
-impl Plugin {
-    pub fn name(self) -> &'static str {
-        match self {
-            Plugin::NodeUnschedulable => "NodeUnschedulable",
-            Plugin::NodeName => "NodeName",
-            Plugin::TaintToleration => "TaintToleration",
-            Plugin::NodeAffinity => "NodeAffinity",
-            Plugin::NodePorts => "NodePorts",
-            Plugin::NodeResourcesFit => "NodeResourcesFit",
-        }
-    }
-
-    fn bit(self) -> u8 {
-        1 << (self as u8)
-    }
-}
-
-/// A set of plugins (kube's `UnschedulablePlugins`: which filters rejected a pod, so that only
-/// cluster events that may change their verdict requeue it).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
-pub struct PluginSet(u8);
-
-impl PluginSet {
-    pub const EMPTY: PluginSet = PluginSet(0);
-
-    pub fn of(plugins: &[Plugin]) -> PluginSet {
-        let mut s = PluginSet::EMPTY;
-        for p in plugins {
-            s.insert(*p);
-        }
-        s
-    }
-
-    pub fn insert(&mut self, p: Plugin) {
-        self.0 |= p.bit();
-    }
-
-    pub fn contains(self, p: Plugin) -> bool {
-        self.0 & p.bit() != 0
-    }
-
-    pub fn intersects(self, other: PluginSet) -> bool {
-        self.0 & other.0 != 0
-    }
-
-    pub fn is_empty(self) -> bool {
-        self.0 == 0
-    }
-
-    pub fn union(self, other: PluginSet) -> PluginSet {
-        PluginSet(self.0 | other.0)
-    }
-}
-
-/// What the algorithm needs from the pod being scheduled, computed once per attempt (kube's
-/// PreFilter/PreScore states).
-#[derive(Debug, Clone)]
-pub struct PreparedPod<'a> {
-    pub pod: &'a Pod,
-    pub namespace: &'a str,
-    pub node_name: Option<&'a str>,
-    pub requests: PodRequests,
-    pub host_ports: Vec<HostPort>,
-    pub tolerations: &'a [Toleration],
-    pub node_selector: Option<&'a BTreeMap<String, String>>,
-    pub required_affinity: Option<&'a NodeSelector>,
-    pub preferred_affinity: &'a [PreferredSchedulingTerm],
-    /// The owner to spread against with the default constraints, unless the pod brings its own
-    /// `topologySpreadConstraints` (which this scheduler does not evaluate; see the crate docs).
-    pub spread_owner: Option<String>,
-}
-
-impl<'a> PreparedPod<'a> {
-    pub fn new(pod: &'a Pod) -> PreparedPod<'a> {
-        let spec = pod.spec.as_ref();
-        let node_affinity = spec
-            .and_then(|s| s.affinity.as_ref())
-            .and_then(|a| a.node_affinity.as_ref());
-        let own_constraints = spec
-            .and_then(|s| s.topology_spread_constraints.as_ref())
-            .is_some_and(|c| !c.is_empty());
-        PreparedPod {
-            pod,
-            namespace: pod.metadata.namespace.as_deref().unwrap_or(""),
-            node_name: spec.and_then(|s| s.node_name.as_deref()),
-            requests: spec.map(PodRequests::of).unwrap_or_default(),
-            host_ports: host_ports(pod),
-            tolerations: spec.and_then(|s| s.tolerations.as_deref()).unwrap_or(&[]),
-            node_selector: spec
-                .and_then(|s| s.node_selector.as_ref())
-                .filter(|m| !m.is_empty()),
-            required_affinity: node_affinity.and_then(|a| {
-                a.required_during_scheduling_ignored_during_execution
-                    .as_ref()
-            }),
-            preferred_affinity: node_affinity
-                .and_then(|a| {
-                    a.preferred_during_scheduling_ignored_during_execution
-                        .as_deref()
-                })
-                .unwrap_or(&[]),
-            spread_owner: if own_constraints {
-                None
-            } else {
-                spread_owner(pod)
-            },
-        }
-    }
-}
 
 /// Why no node fits: per reason, how many nodes gave it (kube's `FitError`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -185,30 +66,6 @@ pub struct ScheduleResult {
     pub evaluated: usize,
     /// Of those, the ones that fit.
     pub feasible: usize,
-}
-
-/// A small deterministic generator (SplitMix64) for tie-breaking; seeded by the caller.
-#[derive(Debug, Clone)]
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed)
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `0..n` (`n > 0`).
-    pub fn below(&mut self, n: u64) -> u64 {
-        // Multiply-shift: the bias is below 2^-64 * n, irrelevant for tie-breaking.
-        ((u128::from(self.next_u64()) * u128::from(n)) >> 64) as u64
-    }
 }
 
 /// kube's `numFeasibleNodesToFind`: all nodes below 100; else `percentage` of them (when unset
@@ -316,27 +173,6 @@ impl Algorithm {
             }
         }
     }
-}
-
-/// kube's `selectHost`: the highest total wins; ties are broken uniformly at random by
-/// reservoir sampling. Returns an index into `scores` (which must not be empty).
-pub fn select_host(scores: &[score::NodeScore], rng: &mut Rng) -> usize {
-    let mut best = 0;
-    let mut best_total = i64::MIN;
-    let mut ties = 0u64;
-    for (i, s) in scores.iter().enumerate() {
-        if s.total > best_total {
-            best = i;
-            best_total = s.total;
-            ties = 1;
-        } else if s.total == best_total {
-            ties += 1;
-            if rng.below(ties) == 0 {
-                best = i;
-            }
-        }
-    }
-    best
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@
 use std::collections::HashMap;
 
 use super::filter::{required_affinity_matches, term_matches, tolerates, PREFER_NO_SCHEDULE};
-use super::PreparedPod;
+use super::prepared::PreparedPod;
 use crate::snapshot::{NodeInfo, NodeView, Snapshot};
 
 pub const MAX_NODE_SCORE: i64 = 100;
@@ -309,10 +309,54 @@ pub fn topology_normalizing_weight(size: usize) -> f64 {
     ((size + 2) as f64).ln()
 }
 
+/// A small deterministic generator (SplitMix64) for tie-breaking; seeded by the caller.
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `0..n` (`n > 0`).
+    pub fn below(&mut self, n: u64) -> u64 {
+        // Multiply-shift: the bias is below 2^-64 * n, irrelevant for tie-breaking.
+        ((u128::from(self.next_u64()) * u128::from(n)) >> 64) as u64
+    }
+}
+
+/// kube's `selectHost`: the highest total wins; ties are broken uniformly at random by
+/// reservoir sampling. Returns an index into `scores` (which must not be empty).
+pub fn select_host(scores: &[NodeScore], rng: &mut Rng) -> usize {
+    let mut best = 0;
+    let mut best_total = i64::MIN;
+    let mut ties = 0u64;
+    for (i, s) in scores.iter().enumerate() {
+        if s.total > best_total {
+            best = i;
+            best_total = s.total;
+            ties = 1;
+        } else if s.total == best_total {
+            ties += 1;
+            if rng.below(ties) == 0 {
+                best = i;
+            }
+        }
+    }
+    best
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::testing::*;
-    use super::super::{select_host, Algorithm, Rng};
     use super::*;
 
     fn scores(p: &TestPod, snap: &Snapshot) -> Vec<NodeScore> {
@@ -479,10 +523,13 @@ mod tests {
             .collect();
         assert_eq!(got, [("a1", 42), ("a2", 57), ("b1", 100), ("b2", 100)]);
         // The weight is 2, and everything else is equal but resources: b1 and b2 win.
-        let mut alg = Algorithm::new(None, 3);
+        let mut rng = Rng::new(3);
         for _ in 0..20 {
-            let r = alg.schedule(&p.0, &snap, 0).unwrap();
-            assert!(r.node == "b2" || r.node == "b1", "{}", r.node);
+            let won = snap
+                .node_at(s[select_host(&s, &mut rng)].node)
+                .name
+                .as_str();
+            assert!(won == "b2" || won == "b1", "{won}");
         }
     }
 

@@ -10,7 +10,7 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 
-use super::PreparedPod;
+use super::prepared::PreparedPod;
 use crate::snapshot::{NodeInfo, NodeView, PodInfo, Snapshot};
 
 pub struct TestNode(pub Node);
