@@ -36,7 +36,7 @@ use self::sync::{ReplicaDiff, BURST_REPLICAS, SLOW_START_INITIAL_BATCH_SIZE};
 use crate::util::cache::Cache;
 use crate::util::pod::{controller_ref, labels, object_key, selector, split_key};
 use crate::util::queue::WorkQueue;
-use crate::util::{error_message, is_invalid, is_not_found, write_with_retry};
+use crate::util::{error_message, is_invalid, is_not_found, supervise, write_with_retry};
 use crate::{Error, Result};
 
 /// The Event source and the controller's name in `--controllers`.
@@ -97,30 +97,13 @@ pub async fn run(client: Client, concurrency: usize, leading: Leading) -> Result
             for _ in 0..concurrency.max(1) {
                 tasks.spawn(worker(ctl.clone()));
             }
-            supervise(&mut tasks, &leading).await;
+            supervise(&mut tasks, &leading, CONTROLLER_NAME).await;
         }
     }
     ctl.queue.shut_down();
     tasks.shutdown().await;
     tracing::info!(controller = CONTROLLER_NAME, "stopped");
     Ok(())
-}
-
-/// Waits for the end of the term. A task that panicked is a bug: the panic goes on.
-async fn supervise(tasks: &mut JoinSet<()>, leading: &Leading) {
-    loop {
-        tokio::select! {
-            _ = leading.lost() => return,
-            joined = tasks.join_next() => match joined {
-                Some(Err(e)) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-                Some(_) => tracing::warn!(controller = CONTROLLER_NAME, "a task ended early"),
-                None => {
-                    leading.lost().await;
-                    return;
-                }
-            },
-        }
-    }
 }
 
 /// Watched objects keep no managedFields: nothing here reads them, and pods are many.

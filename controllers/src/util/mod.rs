@@ -8,6 +8,9 @@ pub mod queue;
 use std::future::Future;
 use std::time::Duration;
 
+use mainstay_component::Leading;
+use tokio::task::JoinSet;
+
 use crate::Error;
 
 /// Tries of one write the API server answers with 429 TooManyRequests (client-go retries those
@@ -15,6 +18,24 @@ use crate::Error;
 pub const THROTTLED_TRIES_MAX: u32 = 10;
 /// The pause after a 429: kube-apiserver's `Retry-After: 1`.
 pub const THROTTLED_RETRY_AFTER: Duration = Duration::from_secs(1);
+
+/// Waits for the end of the term while a controller's tasks run. A task that panicked is a bug:
+/// the panic goes on.
+pub async fn supervise(tasks: &mut JoinSet<()>, leading: &Leading, controller: &str) {
+    loop {
+        tokio::select! {
+            _ = leading.lost() => return,
+            joined = tasks.join_next() => match joined {
+                Some(Err(e)) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                Some(_) => tracing::warn!(controller, "a task ended early"),
+                None => {
+                    leading.lost().await;
+                    return;
+                }
+            },
+        }
+    }
+}
 
 /// The HTTP status of an API error, if the server answered.
 pub fn api_code(e: &kube::Error) -> Option<u16> {
