@@ -20,7 +20,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -37,6 +37,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::histogram::{Latencies, LatencySummary};
+use crate::process::{free_port, Child};
 use crate::systems::{start_cluster, Options, System};
 use crate::Error;
 
@@ -289,7 +290,7 @@ pub async fn run(opts: &Options, api: &ApiOptions) -> Result<ApiserverResults, E
         eprintln!(
             "bench: apiserver on {system} ready at {} (log {})",
             process.base_url(),
-            process.log.display()
+            process.child().log().display()
         );
         let target = Target::new(system, cluster, process, api);
         target.ensure_namespace().await?;
@@ -1166,107 +1167,52 @@ where
 }
 
 /// A `mainstay apiserver` process. Dropping it kills the process.
-struct ApiserverProcess {
-    pid: u32,
+pub(crate) struct ApiserverProcess {
+    child: Child,
     port: u16,
-    log: PathBuf,
-    exited: Arc<AtomicBool>,
-    waiter: Option<std::thread::JoinHandle<()>>,
 }
 
 impl ApiserverProcess {
-    /// Starts an apiserver on a free loopback port against `cluster`'s members and waits for
-    /// `GET /readyz` to answer 200.
-    async fn start(
+    /// Starts an apiserver on a free loopback port against `cluster`'s members (with `extra`
+    /// flags) and waits for `GET /readyz` to answer 200.
+    pub(crate) async fn start(
         system: System,
         bin: &Path,
         cluster: &Cluster,
         work_dir: &Path,
     ) -> Result<ApiserverProcess, Error> {
         let port = free_port()?;
-        let log = work_dir.join(format!(
-            "mainstay-bench-apiserver-{system}-{}-{port}.log",
-            std::process::id()
-        ));
-        let file = std::fs::File::create(&log).map_err(Error::io(&log))?;
-        let file2 = file.try_clone().map_err(Error::io(&log))?;
-        let mut command = std::process::Command::new(bin);
-        command
-            .arg("apiserver")
-            .arg("--etcd-servers")
-            .arg(cluster.endpoints().join(","))
-            .args(["--bind-address", "127.0.0.1", "--secure-port"])
-            .arg(port.to_string())
-            .stdin(std::process::Stdio::null())
-            .stdout(file)
-            .stderr(file2);
-        let exited = Arc::new(AtomicBool::new(false));
-        let (tx, rx) = std::sync::mpsc::channel();
-        // The child is forked by, and waited for on, a thread of its own that lives exactly as
-        // long as the child: it dies with us (PR_SET_PDEATHSIG fires when the forking thread
-        // exits), and never earlier.
-        let waiter = {
-            let exited = exited.clone();
-            std::thread::Builder::new()
-                .name(format!("apiserver-{system}"))
-                .spawn(move || {
-                    use std::os::unix::process::CommandExt as _;
-                    // SAFETY: the closure only calls async-signal-safe functions (prctl, getppid,
-                    // _exit).
-                    unsafe {
-                        let parent = libc::getpid();
-                        command.pre_exec(move || {
-                            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                                return Err(std::io::Error::last_os_error());
-                            }
-                            if libc::getppid() != parent {
-                                libc::_exit(1);
-                            }
-                            Ok(())
-                        });
-                    }
-                    match command.spawn() {
-                        Ok(mut child) => {
-                            let _ = tx.send(Ok(child.id()));
-                            let _ = child.wait();
-                        }
-                        Err(e) => {
-                            let _ = tx.send(Err(e));
-                        }
-                    }
-                    exited.store(true, Ordering::SeqCst);
-                })
-                .map_err(|e| Error::Setup(format!("starting a thread: {e}")))?
-        };
-        let pid = rx
-            .recv()
-            .map_err(|_| Error::Setup("the apiserver's thread died".into()))?
-            .map_err(|e| Error::Setup(format!("running {} apiserver: {e}", bin.display())))?;
-        let process = ApiserverProcess {
-            pid,
-            port,
-            log,
-            exited,
-            waiter: Some(waiter),
-        };
+        let args: Vec<String> = vec![
+            "apiserver".into(),
+            "--etcd-servers".into(),
+            cluster.endpoints().join(","),
+            "--bind-address".into(),
+            "127.0.0.1".into(),
+            "--secure-port".into(),
+            port.to_string(),
+        ];
+        let child = Child::spawn(&format!("apiserver-{system}-{port}"), bin, &args, work_dir)?;
+        let process = ApiserverProcess { child, port };
         process.wait_ready(system).await?;
         Ok(process)
     }
 
-    fn base_url(&self) -> String {
+    pub(crate) fn base_url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub(crate) fn child(&self) -> &Child {
+        &self.child
     }
 
     async fn wait_ready(&self, system: System) -> Result<(), Error> {
         let api = Api::new(self.base_url(), 1);
         let deadline = Instant::now() + READY_TIMEOUT;
         loop {
-            if self.exited.load(Ordering::SeqCst) {
-                return Err(Error::Setup(format!(
-                    "the apiserver on {system} exited; its log ({}):\n{}",
-                    self.log.display(),
-                    self.log_tail(30)
-                )));
+            if self.child.exited() {
+                return Err(self
+                    .child
+                    .failure(&format!("the apiserver on {system} exited")));
             }
             let probe = tokio::time::timeout(
                 Duration::from_secs(2),
@@ -1279,47 +1225,13 @@ impl ApiserverProcess {
                 Err(_) => "GET /readyz: no answer within 2 s".into(),
             };
             if Instant::now() >= deadline {
-                return Err(Error::Setup(format!(
-                    "the apiserver on {system} was not ready within {READY_TIMEOUT:?} ({last}); \
-                     its log ({}):\n{}",
-                    self.log.display(),
-                    self.log_tail(30)
+                return Err(self.child.failure(&format!(
+                    "the apiserver on {system} was not ready within {READY_TIMEOUT:?} ({last})"
                 )));
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
-
-    fn log_tail(&self, lines: usize) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let all: Vec<&str> = text.lines().collect();
-        all[all.len().saturating_sub(lines)..].join("\n")
-    }
-}
-
-impl Drop for ApiserverProcess {
-    fn drop(&mut self) {
-        if !self.exited.load(Ordering::SeqCst) {
-            // SAFETY: kill(2) on the child we started (not yet reaped, so its pid is still ours).
-            unsafe {
-                libc::kill(self.pid as libc::pid_t, libc::SIGKILL);
-            }
-        }
-        if let Some(waiter) = self.waiter.take() {
-            let _ = waiter.join();
-        }
-        if !std::thread::panicking() {
-            let _ = std::fs::remove_file(&self.log);
-        }
-    }
-}
-
-/// A free loopback port from the kernel's ephemeral range (outside testkit's 20000..32000).
-fn free_port() -> Result<u16, Error> {
-    std::net::TcpListener::bind(("127.0.0.1", 0))
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .map_err(|e| Error::Setup(format!("finding a free loopback port: {e}")))
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ use mainstay_testkit::cluster::Cluster;
 use serde::{Deserialize, Serialize};
 
 use crate::apiserver::ApiserverResults;
+use crate::controlplane::results::ControlPlaneResults;
 use crate::histogram::{Latencies, LatencySummary};
 use crate::procstat::{self, ProcSample};
 use crate::systems::start_cluster;
@@ -146,6 +147,9 @@ pub struct Results {
     /// The pod workload through one apiserver per system.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub apiserver: Option<ApiserverResults>,
+    /// The scheduler, controller-manager and simulated nodes over one apiserver per system.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub control_plane: Option<ControlPlaneResults>,
 }
 
 /// A running cluster of one system, with what the harness needs to measure it.
@@ -297,6 +301,10 @@ pub async fn run(opts: &Options) -> Result<Results, Error> {
         Some(api) => Some(crate::apiserver::run(opts, api).await?),
         None => None,
     };
+    let control_plane = match &opts.control_plane {
+        Some(p) => Some(crate::controlplane::run(opts, p).await?),
+        None => None,
+    };
     Ok(Results {
         command: opts.command.clone(),
         members: opts.members.max(1),
@@ -306,6 +314,7 @@ pub async fn run(opts: &Options) -> Result<Results, Error> {
         workloads,
         scale,
         apiserver,
+        control_plane,
     })
 }
 
@@ -337,6 +346,9 @@ pub fn failures(results: &Results) -> Vec<String> {
     }
     if let Some(api) = &results.apiserver {
         out.extend(api.failures());
+    }
+    if let Some(plane) = &results.control_plane {
+        out.extend(plane.failures());
     }
     out
 }

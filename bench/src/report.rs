@@ -8,6 +8,10 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use crate::apiserver::ApiserverResults;
+use crate::controlplane::results::{
+    ControlPlaneResults, KUBE_SCHEDULING_FLOOR_PODS_PER_SEC, KUBE_STARTUP_SLO_P99_MS,
+    STARTUP_TARGET_P99_MS,
+};
 use crate::harness::{Results, WorkloadResult};
 use crate::systems::System;
 use crate::Error;
@@ -287,6 +291,9 @@ pub fn markdown(results: &Results, charts: &[(&str, String)]) -> String {
     if let Some(api) = &results.apiserver {
         out.push_str(&apiserver_markdown(api));
     }
+    if let Some(plane) = &results.control_plane {
+        out.push_str(&control_plane_markdown(plane));
+    }
     out
 }
 
@@ -305,6 +312,147 @@ fn verdict_cell(v: Option<bool>) -> &'static str {
         Some(false) => "❌",
         None => "—",
     }
+}
+
+/// The tables of the control-plane benchmark.
+pub fn control_plane_markdown(plane: &ControlPlaneResults) -> String {
+    let mut out = String::from(
+        "### Control plane\n\nMainstay's scheduler, controller-manager and simulated nodes (each \
+         its own process, through a kubeconfig) over one `mainstay apiserver` in front of a \
+         fresh 3-member cluster of each store, per shape. The shapes are Kubernetes' own \
+         (scheduler_perf, ClusterLoader2); the figures they are held to are named in each \
+         table.\n\n",
+    );
+    let errors = |e: &crate::controlplane::results::Errors| e.count.to_string();
+    if let Some(r) = plane.scheduling.first() {
+        let _ = writeln!(
+            out,
+            "#### Scheduling throughput\n\nscheduler_perf's SchedulingBasic: {} Node objects \
+             (no kubelets), {} pods placed first, then {} measured pods created by {} concurrent \
+             clients while `mainstay scheduler` places them. Throughput is the mean of 1 s \
+             samples of bindings observed by a watch, from the first binding to the last, as \
+             scheduler_perf's SchedulingThroughput average; \"overall\" counts from the first \
+             create sent. kube-scheduler's CI floor for this test is {:.0} pods/s. \
+             \"Scheduler alone\": the scheduler stops, as many pods again are created, and a \
+             fresh scheduler places them (mean of 1 s samples; its CPU over that phase), so \
+             that creating pods does not set the pace.\n\n\
+             | Store | pods/s (mean of 1 s) | median 1 s | lowest 1 s | overall pods/s | \
+             create→bound p50 ms | p99 ms | scheduler CPU s | apiserver CPU s | store CPU s | \
+             scheduler alone pods/s | its CPU s | Errors | ≥ {:.0} |\n\
+             |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|",
+            r.nodes,
+            r.init_pods,
+            r.pods,
+            plane.options.as_ref().map_or(0, |o| o.concurrency),
+            KUBE_SCHEDULING_FLOOR_PODS_PER_SEC,
+            KUBE_SCHEDULING_FLOOR_PODS_PER_SEC,
+        );
+        for r in &plane.scheduling {
+            let _ = writeln!(
+                out,
+                "| {} | {:.0} | {:.0} | {:.0} | {:.0} | {} | {} | {:.1} | {:.1} | {:.1} | {:.0} | \
+                 {:.1} | {} | {} |",
+                r.system,
+                r.throughput,
+                r.throughput_p50,
+                r.throughput_min,
+                r.throughput_overall,
+                ms(r.create_to_bound.p50_ms),
+                ms(r.create_to_bound.p99_ms),
+                r.usage.scheduler_cpu_seconds,
+                r.usage.apiserver_cpu_seconds,
+                r.usage.store_cpu_seconds,
+                r.drain_throughput,
+                r.drain_usage.scheduler_cpu_seconds,
+                errors(&r.errors),
+                verdict_cell(Some(r.meets_floor())),
+            );
+        }
+        out.push('\n');
+    }
+    if let Some(r) = plane.startup.first() {
+        let _ = writeln!(
+            out,
+            "#### Pod startup latency\n\nClusterLoader2's density shape on {} simulated nodes: \
+             {} one-replica Deployments ({} per node; pods asking 1m cpu and 10M) created at {} \
+             per second, through the controller-manager, the scheduler and the nodes \
+             ({} ms in ContainerCreating). Startup is kube's SLI: from the pod's creation to its \
+             Running status with every container started, both observed by a watch. Kubernetes' \
+             SLO is p99 ≤ {:.0} s; our target is p99 ≤ {:.0} s.\n\n\
+             | Store | pods Running | startup p50 ms | p90 ms | p99 ms | max ms | \
+             created→bound p99 ms | bound→Running p99 ms | Deployment→Running p99 ms | Errors | \
+             SLO | target |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|",
+            r.nodes,
+            r.pods,
+            r.pods / r.nodes.max(1),
+            r.rate,
+            r.pod_start_delay_ms,
+            KUBE_STARTUP_SLO_P99_MS / 1000.0,
+            STARTUP_TARGET_P99_MS / 1000.0,
+        );
+        for r in &plane.startup {
+            let _ = writeln!(
+                out,
+                "| {} | {}/{} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                r.system,
+                r.startup.samples,
+                r.pods,
+                ms(r.startup.p50_ms),
+                ms(r.startup.p90_ms),
+                ms(r.startup.p99_ms),
+                ms(r.startup.max_ms),
+                ms(r.created_to_bound.p99_ms),
+                ms(r.bound_to_running.p99_ms),
+                ms(r.deployment_to_running.p99_ms),
+                errors(&r.errors),
+                verdict_cell(Some(r.meets_slo())),
+                verdict_cell(Some(r.meets_target())),
+            );
+        }
+        out.push('\n');
+    }
+    if let Some(r) = plane.node_scale.first() {
+        let _ = writeln!(
+            out,
+            "#### Simulated node scale\n\n{} nodes in one `mainstay nodes` process, then {} pods \
+             (created by 1 client with {} requests in flight, placed by the scheduler). Memory per \
+             node is the process's resident memory with every node Ready less a one-node \
+             process's, per node; per pod, its growth once every pod runs. Then {} s of \
+             heartbeats only (each node renews its Lease every 10 s and reports its status every \
+             5 min): what reached the store and what it cost.\n\n\
+             | Store | register s | all Running s | KiB per node | KiB per pod | process MiB | \
+             store writes/s | apiserver CPU % | store CPU % (3 members) | nodes CPU % | \
+             apiserver MiB | store MiB | Errors |\n\
+             |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+            r.nodes,
+            r.pods,
+            plane.options.as_ref().map_or(0, |o| o.concurrency),
+            r.heartbeats.seconds.round(),
+        );
+        for r in &plane.node_scale {
+            let h = &r.heartbeats;
+            let pct = |cpu: f64| format!("{:.1}", 100.0 * h.per_second(cpu));
+            let _ = writeln!(
+                out,
+                "| {} | {:.1} | {:.1} | {:.1} | {:.2} | {} | {:.1} | {} | {} | {} | {} | {} | {} |",
+                r.system,
+                r.register_seconds,
+                r.running_seconds,
+                r.rss_per_node() / 1024.0,
+                r.rss_per_pod() / 1024.0,
+                mib(r.pods_rss_bytes),
+                h.per_second(h.store_writes as f64),
+                pct(h.apiserver_cpu_seconds),
+                pct(h.store_cpu_seconds),
+                pct(h.nodes_cpu_seconds),
+                mib(h.apiserver_rss_bytes),
+                mib(h.store_rss_bytes),
+                errors(&r.errors),
+            );
+        }
+        out.push('\n');
+    }
+    out
 }
 
 /// The tables of the benchmark through the apiserver.
@@ -593,6 +741,7 @@ mod tests {
             },
             workloads: vec![],
             scale: Default::default(),
+            control_plane: None,
             apiserver: Some(ApiserverResults {
                 options: ApiOptions::standard(1),
                 rounds: 2,
@@ -656,5 +805,94 @@ mod tests {
         old.as_object_mut().unwrap().remove("apiserver");
         let old: Results = serde_json::from_value(old).unwrap();
         assert!(old.apiserver.is_none());
+    }
+
+    #[test]
+    fn control_plane_tables_are_rendered() {
+        use crate::controlplane::results::{
+            Errors, NodeScaleRun, PlaneUsage, SchedulingRun, StartupRun,
+        };
+        use crate::histogram::LatencySummary;
+        use crate::systems::{PlaneOptions, System};
+        let lat = |p50: f64, p99: f64, samples: u64| LatencySummary {
+            samples,
+            p50_ms: p50,
+            p90_ms: p99,
+            p99_ms: p99,
+            max_ms: p99,
+            ..Default::default()
+        };
+        let sched = |system, throughput| SchedulingRun {
+            system,
+            nodes: 5000,
+            init_pods: 1000,
+            pods: 10000,
+            throughput,
+            throughput_p50: throughput,
+            throughput_min: throughput / 2.0,
+            throughput_overall: throughput * 0.9,
+            create_to_bound: lat(20.0, 150.0, 10000),
+            ..SchedulingRun::default()
+        };
+        let startup = |system, p99, samples| StartupRun {
+            system,
+            nodes: 100,
+            pods: 3000,
+            rate: 20.0,
+            pod_start_delay_ms: 100,
+            startup: lat(300.0, p99, samples),
+            errors: Errors {
+                count: u64::from(samples < 3000),
+                samples: vec![],
+            },
+            ..StartupRun::default()
+        };
+        let plane = ControlPlaneResults {
+            options: Some(PlaneOptions::standard(false)),
+            scheduling: vec![sched(System::Mainstay, 900.0), sched(System::Etcd, 600.0)],
+            startup: vec![
+                startup(System::Mainstay, 800.0, 3000),
+                startup(System::Etcd, 2500.0, 2999),
+            ],
+            node_scale: vec![NodeScaleRun {
+                system: System::Mainstay,
+                nodes: 1001,
+                pods: 30000,
+                baseline_rss_bytes: 10 << 20,
+                nodes_rss_bytes: (10 << 20) + 1000 * 4096,
+                pods_rss_bytes: (10 << 20) + 1000 * 4096 + 30000 * 1024,
+                heartbeats: PlaneUsage {
+                    seconds: 60.0,
+                    store_writes: 6000,
+                    apiserver_cpu_seconds: 6.0,
+                    ..PlaneUsage::default()
+                },
+                ..NodeScaleRun::default()
+            }],
+        };
+        let md = control_plane_markdown(&plane);
+        assert!(
+            md.contains("| mainstay | 900 | 900 | 450 | 810 | 20.0 | 150 |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| 0 | ✅ |\n| etcd | 600 |") && md.contains("| 0 | ❌ |\n\n"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| mainstay | 3000/3000 | 300 | 800 | 800 | 800 |"),
+            "{md}"
+        );
+        assert!(md.contains("| 0 | ✅ | ✅ |"), "{md}");
+        // A pod that never ran fails both, whatever the percentiles say.
+        assert!(
+            md.contains("| etcd | 2999/3000 |") && md.contains("| 1 | ❌ | ❌ |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| mainstay | 0.0 | 0.0 | 4.0 | 1.00 | 43 | 100.0 | 10.0 |"),
+            "{md}"
+        );
+        assert_eq!(plane.failures().len(), 1, "{:?}", plane.failures());
     }
 }

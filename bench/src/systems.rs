@@ -8,9 +8,10 @@ use mainstay_testkit::cluster::{Cluster, ClusterOptions, Target};
 use serde::{Deserialize, Serialize};
 
 /// The two systems measured side by side.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum System {
+    #[default]
     Mainstay,
     Etcd,
 }
@@ -58,6 +59,8 @@ pub struct Options {
     pub command: String,
     /// The benchmark through the apiserver (`None`: skip it).
     pub apiserver: Option<ApiOptions>,
+    /// The control-plane benchmark (`None`: skip it).
+    pub control_plane: Option<PlaneOptions>,
 }
 
 /// What the apiserver benchmark does.
@@ -89,6 +92,62 @@ impl ApiOptions {
             lists: if scale > 1 { 5 } else { 20 },
             watch_events: (1_000 / scale).max(50),
             watch_rate: 100,
+        }
+    }
+}
+
+/// What the control-plane benchmark does: three shapes from Kubernetes' own performance tests.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct PlaneOptions {
+    /// scheduler_perf's SchedulingBasic: Node objects (no kubelets), pods placed before the
+    /// measurement, and pods measured.
+    pub sched_nodes: usize,
+    pub sched_init_pods: usize,
+    pub sched_pods: usize,
+    /// ClusterLoader2's density shape: simulated nodes, pods per node, and the rate (pods/s) at
+    /// which one-replica Deployments are created.
+    pub startup_nodes: usize,
+    pub startup_pods_per_node: usize,
+    pub startup_rate: f64,
+    /// Simulated nodes and pods in one `mainstay nodes` process.
+    pub scale_nodes: usize,
+    pub scale_pods: usize,
+    /// Seconds of heartbeats only (no pod churn) over which the load on the apiserver and the
+    /// store is measured.
+    pub heartbeat_window_secs: u64,
+    /// Concurrent creates from the benchmark's client.
+    pub concurrency: usize,
+}
+
+impl PlaneOptions {
+    /// The published configuration (`quick`: a smoke run whose figures are not benchmarks).
+    pub fn standard(quick: bool) -> PlaneOptions {
+        if quick {
+            PlaneOptions {
+                sched_nodes: 100,
+                sched_init_pods: 50,
+                sched_pods: 300,
+                startup_nodes: 5,
+                startup_pods_per_node: 10,
+                startup_rate: 20.0,
+                scale_nodes: 50,
+                scale_pods: 300,
+                heartbeat_window_secs: 12,
+                concurrency: 16,
+            }
+        } else {
+            PlaneOptions {
+                sched_nodes: 5_000,
+                sched_init_pods: 1_000,
+                sched_pods: 10_000,
+                startup_nodes: 100,
+                startup_pods_per_node: 30,
+                startup_rate: 20.0,
+                scale_nodes: 1_000,
+                scale_pods: 30_000,
+                heartbeat_window_secs: 60,
+                concurrency: 32,
+            }
         }
     }
 }

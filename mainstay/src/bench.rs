@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use clap::Args;
 use mainstay_bench::apiserver::ApiOptions;
+use mainstay_bench::systems::PlaneOptions;
 use mainstay_bench::{harness, report};
 
 #[derive(Args)]
@@ -14,13 +15,19 @@ pub struct BenchArgs {
     #[arg(long)]
     quick: bool,
     /// Run only workloads whose name contains this (repeatable); `apiserver` is the benchmark
-    /// through the apiserver (`--only apiserver` runs it alone, without the scale checks).
+    /// through the apiserver and `control-plane` the scheduler, controller-manager and nodes
+    /// benchmark (`--only apiserver`, `--only control-plane` run them alone, without the scale
+    /// checks).
     #[arg(long)]
     only: Vec<String>,
     /// Skip the benchmark through the apiserver (pods created, read, listed, watched, updated and
     /// deleted through one `mainstay apiserver` per system).
     #[arg(long)]
     no_apiserver: bool,
+    /// Skip the control-plane benchmark (scheduling throughput, pod startup latency, simulated
+    /// node scale).
+    #[arg(long)]
+    no_control_plane: bool,
     /// Skip the scale checks (1M keys, 10k and 100k watchers).
     #[arg(long)]
     no_scale_checks: bool,
@@ -54,14 +61,21 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     } else {
         (1, 1_000_000, vec![10_000, 100_000])
     };
-    // `apiserver` in --only selects the benchmark through the apiserver; the scale checks run
-    // unless every --only names it.
-    let apiserver_only =
-        !args.only.is_empty() && args.only.iter().all(|o| "apiserver".contains(o.as_str()));
-    let apiserver = (!args.no_apiserver
-        && (args.only.is_empty() || args.only.iter().any(|o| "apiserver".contains(o.as_str()))))
-    .then(|| ApiOptions::standard(scale));
-    let (keys, watchers) = if args.no_scale_checks || apiserver_only {
+    // `apiserver` and `control-plane` in --only select those benchmarks; the scale checks run
+    // unless every --only names one of them.
+    let names = |part: &str| args.only.iter().any(|o| part.contains(o.as_str()));
+    let parts_only = !args.only.is_empty()
+        && args.only.iter().all(|o| {
+            ["apiserver", "control-plane"]
+                .iter()
+                .any(|p| p.contains(o.as_str()))
+        });
+    let apiserver = (!args.no_apiserver && (args.only.is_empty() || names("apiserver")))
+        .then(|| ApiOptions::standard(scale));
+    let control_plane = (!args.no_control_plane
+        && (args.only.is_empty() || names("control-plane")))
+    .then(|| PlaneOptions::standard(args.quick));
+    let (keys, watchers) = if args.no_scale_checks || parts_only {
         (0, vec![])
     } else {
         (keys, watchers)
@@ -82,6 +96,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         members: args.members,
         command,
         apiserver,
+        control_plane,
     };
     let results = harness::run(&options).await?;
     let doc = (args.doc != "none").then(|| PathBuf::from(&args.doc));
@@ -104,6 +119,22 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             verdict(harness::System::Mainstay),
             verdict(harness::System::Etcd)
         );
+    }
+    if let Some(plane) = &results.control_plane {
+        for r in &plane.scheduling {
+            eprintln!(
+                "bench: scheduling on {}: {:.0} pods/s (kube-scheduler's floor {:.0})",
+                r.system,
+                r.throughput,
+                mainstay_bench::controlplane::results::KUBE_SCHEDULING_FLOOR_PODS_PER_SEC
+            );
+        }
+        for r in &plane.startup {
+            eprintln!(
+                "bench: pod startup on {}: p99 {:.0} ms over {} pods",
+                r.system, r.startup.p99_ms, r.startup.samples
+            );
+        }
     }
     eprintln!(
         "bench: done in {:.1} min; Mainstay at or ahead of etcd on {ahead} of {} workloads; \

@@ -515,6 +515,14 @@ pub fn apply_defaults(r: &ResourceInfo, obj: &mut Value) {
                 }
             }
         }
+        "Node" => {
+            // SetDefaults_NodeStatus: a status with capacity and no allocatable gets allocatable
+            // = capacity (scheduler_perf's nodes, and simple registrations, rely on it).
+            if let Some(capacity) = obj.pointer("/status/capacity").filter(|c| c.is_object()) {
+                let capacity = capacity.clone();
+                set_default(obj, "/status/allocatable", capacity);
+            }
+        }
         "Namespace" => {
             set_default(obj, "/spec/finalizers", json!(["kubernetes"]));
             set_default(obj, "/status/phase", json!("Active"));
@@ -838,5 +846,19 @@ mod tests {
         assert_eq!(p["spec"]["containers"][0]["imagePullPolicy"], "Always");
         initial_status(pods, &mut p);
         assert_eq!(p["status"]["qosClass"], "BestEffort");
+    }
+
+    #[test]
+    fn a_node_status_without_allocatable_gets_its_capacity() {
+        let nodes = find("", "v1", "nodes").unwrap();
+        let mut n = json!({"status":{"capacity":{"cpu":"4","pods":"110"}}});
+        apply_defaults(nodes, &mut n);
+        assert_eq!(n["status"]["allocatable"], json!({"cpu":"4","pods":"110"}));
+        let mut n = json!({"status":{"capacity":{"cpu":"4"},"allocatable":{"cpu":"3500m"}}});
+        apply_defaults(nodes, &mut n);
+        assert_eq!(n["status"]["allocatable"], json!({"cpu":"3500m"}));
+        let mut n = json!({"spec":{}});
+        apply_defaults(nodes, &mut n);
+        assert!(n.get("status").is_none());
     }
 }
