@@ -43,8 +43,7 @@ fn rss(child: &Child) -> Result<u64, Error> {
 }
 
 pub async fn run(system: System, opts: &Options, p: &PlaneOptions) -> Result<NodeScaleRun, Error> {
-    let mut plane = Plane::start(system, opts, Parts::SCHEDULER)
-    .await?;
+    let mut plane = Plane::start(system, opts, Parts::SCHEDULER).await?;
     let mut run = NodeScaleRun {
         system,
         nodes: p.scale_nodes,

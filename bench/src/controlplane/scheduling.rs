@@ -61,8 +61,7 @@ fn phase_timeout(pods: usize) -> Duration {
 }
 
 pub async fn run(system: System, opts: &Options, p: &PlaneOptions) -> Result<SchedulingRun, Error> {
-    let mut plane = Plane::start(system, opts, Parts::SCHEDULER)
-    .await?;
+    let mut plane = Plane::start(system, opts, Parts::SCHEDULER).await?;
     plane.create_namespace(NAMESPACE).await?;
     let mut run = SchedulingRun {
         system,

@@ -53,8 +53,7 @@ fn deployment_of(pod: &str) -> Option<&str> {
 }
 
 pub async fn run(system: System, opts: &Options, p: &PlaneOptions) -> Result<StartupRun, Error> {
-    let mut plane = Plane::start(system, opts, Parts::BOTH)
-    .await?;
+    let mut plane = Plane::start(system, opts, Parts::BOTH).await?;
     let nodes = plane.spawn(
         "nodes",
         &[
