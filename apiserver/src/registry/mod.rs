@@ -1,5 +1,6 @@
 //! What a request means once it is parsed: the generic store every kind goes through
-//! (`store`), per-kind decoding, defaults and validation (`strategy`), kinds with behaviour of
+//! (`store`), per-kind decoding, defaults and validation (`strategy`), what a DELETE does (`deletion`), the
+//! admission plugins (`admission`), kinds with behaviour of
 //! their own (`kinds/`), the Scale view (`scale`) and Table printers (`printers`). It knows
 //! nothing of HTTP: it takes an `ObjectRef` and returns objects or `ApiError`s.
 
@@ -8,6 +9,8 @@ pub mod printers;
 pub mod scale;
 pub mod store;
 pub mod strategy;
+pub mod deletion;
+pub mod admission;
 
 use crate::resources::{ResourceInfo, Subresource};
 
