@@ -146,7 +146,10 @@ mod tests {
             (Value::Null, vec![nr.clone(), un.clone()]),
             (json!([]), vec![nr.clone(), un.clone()]),
             // Another key or effect does not count.
-            (json!([{"key": "other", "operator": "Exists"}]), vec![nr.clone(), un.clone()]),
+            (
+                json!([{"key": "other", "operator": "Exists"}]),
+                vec![nr.clone(), un.clone()],
+            ),
             (
                 json!([{"key": TAINT_NODE_NOT_READY, "operator": "Exists", "effect": "NoSchedule"}]),
                 vec![nr.clone(), un.clone()],
@@ -156,11 +159,20 @@ mod tests {
                 json!([{"key": TAINT_NODE_NOT_READY, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 5}]),
                 vec![un.clone()],
             ),
-            (json!([{"key": TAINT_NODE_UNREACHABLE, "operator": "Exists"}]), vec![nr.clone()]),
+            (
+                json!([{"key": TAINT_NODE_UNREACHABLE, "operator": "Exists"}]),
+                vec![nr.clone()],
+            ),
             // An empty key tolerates every taint of its effect.
-            (json!([{"operator": "Exists", "effect": "NoExecute"}]), vec![]),
+            (
+                json!([{"operator": "Exists", "effect": "NoExecute"}]),
+                vec![],
+            ),
             (json!([{"operator": "Exists"}]), vec![]),
-            (json!([{"operator": "Exists", "effect": "NoSchedule"}]), vec![nr.clone(), un.clone()]),
+            (
+                json!([{"operator": "Exists", "effect": "NoSchedule"}]),
+                vec![nr.clone(), un.clone()],
+            ),
         ];
         for (have, want) in cases {
             assert_eq!(added(have.clone()), want, "{have}");
@@ -199,10 +211,16 @@ mod tests {
         assert_eq!(d["kind"], "pods");
         assert_eq!(d["name"], "p");
         assert_eq!(d["causes"][0]["reason"], "NamespaceTerminating");
-        assert_eq!(d["causes"][0]["message"], "namespace team is being terminated");
+        assert_eq!(
+            d["causes"][0]["message"],
+            "namespace team is being terminated"
+        );
         assert_eq!(d["causes"][0]["field"], "metadata.namespace");
         let deploys = find("apps", "v1", "deployments").unwrap();
-        assert_eq!(namespace_terminating(deploys, "d", "t").details.unwrap()["group"], "apps");
+        assert_eq!(
+            namespace_terminating(deploys, "d", "t").details.unwrap()["group"],
+            "apps"
+        );
     }
 
     #[test]

@@ -183,7 +183,11 @@ fn should_delete_dependents(policy: GcPolicy, finalizers: &[String], o: &DeleteO
 /// kube's `deletionFinalizersForGarbageCollection`: the finalizers the object should have
 /// (both GC finalizers removed, then added back as the options decide), or `None` when the set
 /// does not change.
-pub fn gc_finalizers(policy: GcPolicy, finalizers: &[String], o: &DeleteOptions) -> Option<Vec<String>> {
+pub fn gc_finalizers(
+    policy: GcPolicy,
+    finalizers: &[String],
+    o: &DeleteOptions,
+) -> Option<Vec<String>> {
     let orphan = should_orphan(policy, finalizers, o);
     let foreground = should_delete_dependents(policy, finalizers, o);
     let mut new: Vec<String> = finalizers
@@ -249,7 +253,8 @@ pub enum Plan {
 /// `kube-system`, `kube-public`), and `kube-node-lease`, which kube lets go because its
 /// system-namespaces controller recreates it at once; nothing here recreates it (bootstrap runs
 /// once), and without it no node can renew its Lease.
-pub const IMMORTAL_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public", "kube-node-lease"];
+pub const IMMORTAL_NAMESPACES: &[&str] =
+    &["default", "kube-system", "kube-public", "kube-node-lease"];
 
 fn finalizers(obj: &Value) -> Vec<String> {
     obj.pointer("/metadata/finalizers")
@@ -280,7 +285,11 @@ fn mark_as_deleting(obj: &mut Value, now: SystemTime) {
         .and_then(Value::as_str)
         .and_then(parse_rfc3339);
     if existing.is_none() {
-        if let Some(g) = m.get("generation").and_then(Value::as_i64).filter(|g| *g > 0) {
+        if let Some(g) = m
+            .get("generation")
+            .and_then(Value::as_i64)
+            .filter(|g| *g > 0)
+        {
             m.insert("generation".into(), json!(g + 1));
         }
     }
@@ -355,7 +364,11 @@ fn before_delete(
         json!(format_rfc3339(unix_seconds(when))),
     );
     m.insert("deletionGracePeriodSeconds".into(), json!(period));
-    if let Some(g) = m.get("generation").and_then(Value::as_i64).filter(|g| *g > 0) {
+    if let Some(g) = m
+        .get("generation")
+        .and_then(Value::as_i64)
+        .filter(|g| *g > 0)
+    {
         m.insert("generation".into(), json!(g + 1));
     }
     (true, false)
@@ -435,7 +448,11 @@ pub fn plan(
     if r.group.is_empty() && r.plural == "namespaces" {
         let name = meta::meta_str(cur, "name").unwrap_or("");
         if IMMORTAL_NAMESPACES.contains(&name) {
-            return Err(ApiError::forbidden(r, name, "this namespace may not be deleted"));
+            return Err(ApiError::forbidden(
+                r,
+                name,
+                "this namespace may not be deleted",
+            ));
         }
         return Ok(plan_namespace(r, cur, o, now));
     }

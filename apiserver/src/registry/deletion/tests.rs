@@ -19,8 +19,9 @@ fn fins(v: &[&str]) -> Vec<String> {
 
 #[test]
 fn both_policies_are_kubes_422() {
-    let e = DeleteOptions::parse(&json!({"orphanDependents": true, "propagationPolicy": "Foreground"}))
-        .unwrap_err();
+    let e =
+        DeleteOptions::parse(&json!({"orphanDependents": true, "propagationPolicy": "Foreground"}))
+            .unwrap_err();
     assert_eq!(e.code, 422);
     assert_eq!(e.reason, "Invalid");
     assert_eq!(
@@ -58,7 +59,11 @@ fn default_policies_are_kubes_per_kind() {
         ("", "events", GcPolicy::Unsupported),
     ];
     for (g, plural, want) in cases {
-        assert_eq!(default_gc_policy(find(g, "v1", plural).unwrap()), want, "{plural}");
+        assert_eq!(
+            default_gc_policy(find(g, "v1", plural).unwrap()),
+            want,
+            "{plural}"
+        );
     }
 }
 
@@ -74,16 +79,41 @@ fn gc_finalizers_follow_options_then_finalizers_then_default() {
     let cases: Vec<(GcPolicy, Vec<&str>, &DeleteOptions, Option<Vec<&str>>)> = vec![
         (DeleteDependents, vec![], &none, None),
         (DeleteDependents, vec![], &bg, None),
-        (DeleteDependents, vec![], &fg, Some(vec!["foregroundDeletion"])),
+        (
+            DeleteDependents,
+            vec![],
+            &fg,
+            Some(vec!["foregroundDeletion"]),
+        ),
         (DeleteDependents, vec![], &orphan, Some(vec!["orphan"])),
         (DeleteDependents, vec![], &od_true, Some(vec!["orphan"])),
         (DeleteDependents, vec![], &od_false, None),
         // Another finalizer stays, in its place.
-        (DeleteDependents, vec!["x/y"], &fg, Some(vec!["x/y", "foregroundDeletion"])),
+        (
+            DeleteDependents,
+            vec!["x/y"],
+            &fg,
+            Some(vec!["x/y", "foregroundDeletion"]),
+        ),
         // A policy switches the finalizers.
-        (DeleteDependents, vec!["orphan"], &fg, Some(vec!["foregroundDeletion"])),
-        (DeleteDependents, vec!["foregroundDeletion"], &orphan, Some(vec!["orphan"])),
-        (DeleteDependents, vec!["foregroundDeletion", "x/y"], &bg, Some(vec!["x/y"])),
+        (
+            DeleteDependents,
+            vec!["orphan"],
+            &fg,
+            Some(vec!["foregroundDeletion"]),
+        ),
+        (
+            DeleteDependents,
+            vec!["foregroundDeletion"],
+            &orphan,
+            Some(vec!["orphan"]),
+        ),
+        (
+            DeleteDependents,
+            vec!["foregroundDeletion", "x/y"],
+            &bg,
+            Some(vec!["x/y"]),
+        ),
         // Without options the object's finalizers decide.
         (DeleteDependents, vec!["orphan"], &none, None),
         (DeleteDependents, vec!["foregroundDeletion"], &none, None),
@@ -127,9 +157,18 @@ fn objects_with_finalizers_stay_marked_with_grace_zero() {
     let cms = find("", "v1", "configmaps").unwrap();
     let none = DeleteOptions::default();
     // No finalizers: gone.
-    assert_eq!(plan(cms, &cm(json!({"name": "a"})), &none, at(100)).unwrap(), Plan::Remove);
+    assert_eq!(
+        plan(cms, &cm(json!({"name": "a"})), &none, at(100)).unwrap(),
+        Plan::Remove
+    );
     // A finalizer: stays, marked now with grace 0.
-    let Plan::Update(o) = plan(cms, &cm(json!({"name": "a", "finalizers": ["x/y"]})), &none, at(100)).unwrap() else {
+    let Plan::Update(o) = plan(
+        cms,
+        &cm(json!({"name": "a", "finalizers": ["x/y"]})),
+        &none,
+        at(100),
+    )
+    .unwrap() else {
         panic!("expected an update")
     };
     assert_eq!(o["metadata"]["deletionTimestamp"], "1970-01-01T00:01:40Z");
@@ -139,7 +178,10 @@ fn objects_with_finalizers_stay_marked_with_grace_zero() {
     let Plan::Update(again) = plan(cms, &o, &none, at(200)).unwrap() else {
         panic!("expected an update")
     };
-    assert_eq!(again["metadata"]["deletionTimestamp"], "1970-01-01T00:01:40Z");
+    assert_eq!(
+        again["metadata"]["deletionTimestamp"],
+        "1970-01-01T00:01:40Z"
+    );
 }
 
 #[test]
@@ -152,7 +194,10 @@ fn foreground_and_orphan_leave_the_object_with_their_finalizer() {
     };
     assert_eq!(o["metadata"]["finalizers"], json!(["foregroundDeletion"]));
     assert_eq!(o["metadata"]["deletionTimestamp"], "1970-01-01T00:01:40Z");
-    assert_eq!(o["metadata"]["generation"], 4, "marking bumps the generation once");
+    assert_eq!(
+        o["metadata"]["generation"], 4,
+        "marking bumps the generation once"
+    );
 
     // Deleting the foreground-deleting object with Orphan switches its finalizer.
     let orphan = opts(json!({"propagationPolicy": "Orphan"}));
@@ -192,13 +237,21 @@ fn pods_delete_gracefully_once_scheduled() {
     let fg = opts(json!({"propagationPolicy": "Foreground"}));
     assert_eq!(plan(pods, &o, &fg, at(110)).unwrap(), Plan::Unchanged);
     // A shorter period moves the deadline.
-    let Plan::Update(short) = plan(pods, &o, &opts(json!({"gracePeriodSeconds": 10})), at(110)).unwrap() else {
+    let Plan::Update(short) =
+        plan(pods, &o, &opts(json!({"gracePeriodSeconds": 10})), at(110)).unwrap()
+    else {
         panic!("expected an update")
     };
-    assert_eq!(short["metadata"]["deletionTimestamp"], "1970-01-01T00:01:50Z");
+    assert_eq!(
+        short["metadata"]["deletionTimestamp"],
+        "1970-01-01T00:01:50Z"
+    );
     assert_eq!(short["metadata"]["deletionGracePeriodSeconds"], 10);
     // Grace 0 removes it.
-    assert_eq!(plan(pods, &o, &opts(json!({"gracePeriodSeconds": 0})), at(110)).unwrap(), Plan::Remove);
+    assert_eq!(
+        plan(pods, &o, &opts(json!({"gracePeriodSeconds": 0})), at(110)).unwrap(),
+        Plan::Remove
+    );
     // A terminated pod goes at once.
     let mut done = bound.clone();
     done["status"]["phase"] = json!("Succeeded");
@@ -206,7 +259,9 @@ fn pods_delete_gracefully_once_scheduled() {
     // A pod with a finalizer and grace 0 stays.
     let mut fin = bound.clone();
     fin["metadata"]["finalizers"] = json!(["batch.kubernetes.io/job-tracking"]);
-    let Plan::Update(o) = plan(pods, &fin, &opts(json!({"gracePeriodSeconds": 0})), at(100)).unwrap() else {
+    let Plan::Update(o) =
+        plan(pods, &fin, &opts(json!({"gracePeriodSeconds": 0})), at(100)).unwrap()
+    else {
         panic!("expected an update")
     };
     assert_eq!(o["metadata"]["deletionGracePeriodSeconds"], 0);
@@ -241,15 +296,23 @@ fn namespaces_terminate_until_their_finalizers_are_done() {
     // Finalized, with the GC finalizer left: it stays.
     let mut done = t.clone();
     done["spec"]["finalizers"] = json!([]);
-    assert!(matches!(plan(nss, &done, &none, at(200)).unwrap(), Plan::Update(_)));
+    assert!(matches!(
+        plan(nss, &done, &none, at(200)).unwrap(),
+        Plan::Update(_)
+    ));
 }
 
 #[test]
 fn system_namespaces_may_not_be_deleted() {
     let nss = find("", "v1", "namespaces").unwrap();
     for name in ["default", "kube-system", "kube-public", "kube-node-lease"] {
-        let e = plan(nss, &json!({"metadata": {"name": name}}), &DeleteOptions::default(), at(1))
-            .unwrap_err();
+        let e = plan(
+            nss,
+            &json!({"metadata": {"name": name}}),
+            &DeleteOptions::default(),
+            at(1),
+        )
+        .unwrap_err();
         assert_eq!(e.code, 403);
         assert_eq!(e.reason, "Forbidden");
         assert_eq!(
@@ -257,5 +320,11 @@ fn system_namespaces_may_not_be_deleted() {
             format!("namespaces {name:?} is forbidden: this namespace may not be deleted")
         );
     }
-    assert!(plan(nss, &json!({"metadata": {"name": "kube-nodes"}}), &DeleteOptions::default(), at(1)).is_ok());
+    assert!(plan(
+        nss,
+        &json!({"metadata": {"name": "kube-nodes"}}),
+        &DeleteOptions::default(),
+        at(1)
+    )
+    .is_ok());
 }

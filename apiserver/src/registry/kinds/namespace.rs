@@ -45,7 +45,11 @@ pub fn carry_over(t: &ObjectRef, old: &Value, new: &mut Value) {
             .pointer("/spec/finalizers")
             .cloned()
             .unwrap_or_else(|| json!([]));
-        let finalizers = if finalizers.is_null() { json!([]) } else { finalizers };
+        let finalizers = if finalizers.is_null() {
+            json!([])
+        } else {
+            finalizers
+        };
         *new = old.clone();
         if !new.get("spec").is_some_and(Value::is_object) {
             new["spec"] = json!({});
@@ -106,9 +110,13 @@ mod tests {
         prepare_for_create(&mut ns);
         assert_eq!(ns["status"], json!({"phase": "Active"}));
         assert_eq!(ns["spec"]["finalizers"], json!(["kubernetes"]));
-        let mut ns = json!({"metadata": {"name": "team"}, "spec": {"finalizers": ["example.com/x"]}});
+        let mut ns =
+            json!({"metadata": {"name": "team"}, "spec": {"finalizers": ["example.com/x"]}});
         prepare_for_create(&mut ns);
-        assert_eq!(ns["spec"]["finalizers"], json!(["example.com/x", "kubernetes"]));
+        assert_eq!(
+            ns["spec"]["finalizers"],
+            json!(["example.com/x", "kubernetes"])
+        );
         let mut ns = json!({"spec": {"finalizers": ["kubernetes"]}});
         prepare_for_create(&mut ns);
         assert_eq!(ns["spec"]["finalizers"], json!(["kubernetes"]));
@@ -148,7 +156,10 @@ mod tests {
         let pods = find("", "v1", "pods").unwrap();
         let held = json!({"spec": {"finalizers": ["kubernetes"]}});
         assert!(!spec_finalizers_done(nss, &held));
-        assert!(spec_finalizers_done(nss, &json!({"spec": {"finalizers": []}})));
+        assert!(spec_finalizers_done(
+            nss,
+            &json!({"spec": {"finalizers": []}})
+        ));
         assert!(spec_finalizers_done(nss, &json!({"spec": {}})));
         assert!(spec_finalizers_done(pods, &held));
     }
