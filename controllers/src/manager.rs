@@ -24,6 +24,8 @@ pub struct ManagerConfig {
     pub concurrent_deployment_syncs: usize,
     /// `--concurrent-replicaset-syncs` (default 5).
     pub concurrent_replicaset_syncs: usize,
+    /// `--concurrent-namespace-syncs` (default 10).
+    pub concurrent_namespace_syncs: usize,
 }
 
 impl Default for ManagerConfig {
@@ -32,6 +34,7 @@ impl Default for ManagerConfig {
             controllers: vec!["*".into()],
             concurrent_deployment_syncs: 5,
             concurrent_replicaset_syncs: 5,
+            concurrent_namespace_syncs: 10,
         }
     }
 }
@@ -68,6 +71,12 @@ const CONTROLLERS: &[Descriptor] = &[
         disabled_by_default: false,
         start: start_replicaset,
     },
+    Descriptor {
+        name: "namespace-controller",
+        aliases: &["namespace"],
+        disabled_by_default: false,
+        start: start_namespace,
+    },
 ];
 
 fn start_deployment(c: Context) -> BoxFuture<'static, Result<()>> {
@@ -82,6 +91,14 @@ fn start_replicaset(c: Context) -> BoxFuture<'static, Result<()>> {
     Box::pin(crate::replicaset::run(
         c.client,
         c.config.concurrent_replicaset_syncs,
+        c.leading,
+    ))
+}
+
+fn start_namespace(c: Context) -> BoxFuture<'static, Result<()>> {
+    Box::pin(crate::namespace::run(
+        c.client,
+        c.config.concurrent_namespace_syncs,
         c.leading,
     ))
 }
@@ -286,12 +303,26 @@ mod tests {
     fn the_real_table_knows_deployment_and_replicaset() {
         assert_eq!(
             known_controllers(),
-            ["deployment-controller", "replicaset-controller"]
+            [
+                "deployment-controller",
+                "replicaset-controller",
+                "namespace-controller"
+            ]
         );
         let all = enabled_controllers(&ManagerConfig::default().controllers).expect("valid");
-        assert_eq!(all, ["deployment-controller", "replicaset-controller"]);
-        let only_rs = enabled_controllers(&flags(&["*", "-deployment"])).expect("valid");
+        assert_eq!(
+            all,
+            [
+                "deployment-controller",
+                "replicaset-controller",
+                "namespace-controller"
+            ]
+        );
+        let only_rs =
+            enabled_controllers(&flags(&["*", "-deployment", "-namespace"])).expect("valid");
         assert_eq!(only_rs, ["replicaset-controller"]);
+        let only_ns = enabled_controllers(&flags(&["namespace"])).expect("valid");
+        assert_eq!(only_ns, ["namespace-controller"]);
         assert!(enabled_controllers(&flags(&["garbagecollector"])).is_err());
     }
 
@@ -301,5 +332,6 @@ mod tests {
         assert_eq!(c.controllers, ["*"]);
         assert_eq!(c.concurrent_deployment_syncs, 5);
         assert_eq!(c.concurrent_replicaset_syncs, 5);
+        assert_eq!(c.concurrent_namespace_syncs, 10);
     }
 }
