@@ -327,7 +327,7 @@ fn conditions_change_only_when_they_differ_and_keep_transition_times() {
         status: "True".into(),
         ..Default::default()
     };
-    let with_foreign = updated_conditions(&[foreign.clone()], &clean, time(1)).unwrap();
+    let with_foreign = updated_conditions(std::slice::from_ref(&foreign), &clean, time(1)).unwrap();
     assert_eq!(with_foreign[0], foreign);
 }
 

@@ -76,7 +76,13 @@ fn gc_finalizers_follow_options_then_finalizers_then_default() {
     let orphan = opts(json!({"propagationPolicy": "Orphan"}));
     let od_true = opts(json!({"orphanDependents": true}));
     let od_false = opts(json!({"orphanDependents": false}));
-    let cases: Vec<(GcPolicy, Vec<&str>, &DeleteOptions, Option<Vec<&str>>)> = vec![
+    type Case<'a> = (
+        GcPolicy,
+        Vec<&'a str>,
+        &'a DeleteOptions,
+        Option<Vec<&'a str>>,
+    );
+    let cases: Vec<Case> = vec![
         (DeleteDependents, vec![], &none, None),
         (DeleteDependents, vec![], &bg, None),
         (
