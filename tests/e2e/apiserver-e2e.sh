@@ -3,9 +3,11 @@
 #   1. `mainstay dev --control-plane=false --nodes 0`: three Mainstay members and three apiservers
 #      (HTTPS, bearer token) with no scheduler, controllers or nodes (the suite checks objects as
 #      the apiserver alone leaves them: pods Pending, a Deployment 0/2), through the kubeconfig it
-#      writes — once through the first replica and once through the second;
+#      writes — once through the first replica and once through the second. Beside them runs one
+#      `mainstay controller-manager --controllers=namespace` only: namespace deletion is the
+#      namespace controller's job, and the suite checks a deleted namespace goes;
 #   2. three `mainstay apiserver` replicas on real etcd 3.4.23 (same certificates and token),
-#      once through each replica;
+#      once through each replica, with the same namespace-only controller-manager;
 #   3. the whole of `mainstay dev` (three masters, each with a scheduler and a controller-manager,
 #      and three simulated nodes): the lifecycle suite (tests/e2e/lifecycle.sh) through the second
 #      apiserver.
@@ -85,6 +87,13 @@ if ! wait_for 90 env KUBECONFIG="$KC" kubectl --request-timeout=5s get ns defaul
     log "mainstay dev did not serve kubectl within 90 s"; tail -20 "$OUT/dev.out" >&2
     exit 1
 fi
+# The namespace controller alone (namespace deletion), leader-elected as in a real cluster.
+start_namespace_controller() { # start_namespace_controller LABEL KUBECONFIG
+    "$BIN" controller-manager --kubeconfig "$2" --controllers namespace-controller \
+        >"$OUT/$1-controller-manager.log" 2>&1 &
+    pids+=($!)
+}
+start_namespace_controller mainstay "$KC"
 run_suite mainstay-replica1 "$KC"
 run_suite mainstay-replica2 "$KC" mainstay-dev-2
 
@@ -120,6 +129,7 @@ if ! wait_for 60 env KUBECONFIG="$KC2" kubectl --request-timeout=5s get ns defau
     log "apiserver on etcd did not serve kubectl within 60 s"; tail -20 "$OUT/etcd-apiserver-1.log" >&2
     exit 1
 fi
+start_namespace_controller etcd "$KC2"
 run_suite etcd-replica1 "$KC2"
 run_suite etcd-replica2 "$KC2" mainstay-dev-2
 

@@ -514,6 +514,13 @@ eq "delete -l" "$(printf 'pod "bogus" deleted\npod "p3" deleted')" "${KN[@]}" de
 eq "delete -l left the others" "pod/p2" "${KN[@]}" get pods -o name
 eq "delete -f" 'service "s1" deleted' "${KN[@]}" delete -f "$WORK/svc.yaml"
 eq "delete deployment" 'deployment.apps "d1" deleted' "${KN[@]}" delete deploy d1
+# Foreground cascading deletion: the apiserver leaves the Deployment with deletionTimestamp and
+# the foregroundDeletion finalizer for the garbage collector (none runs here; the namespace
+# controller's Background delete at the end takes it away).
+"${KN[@]}" create -f "$WORK/deploy.yaml" >/dev/null 2>&1
+eq "delete --cascade=foreground" 'deployment.apps "d1" deleted' "${KN[@]}" delete deploy d1 --cascade=foreground --wait=false
+eq "foreground deletion leaves foregroundDeletion" "foregroundDeletion" "${KN[@]}" get deploy d1 -o 'jsonpath={.metadata.finalizers[*]}'
+match "foreground deletion sets deletionTimestamp" '^[0-9]{4}-[0-9]{2}-[0-9]{2}T' "${KN[@]}" get deploy d1 -o 'jsonpath={.metadata.deletionTimestamp}'
 match "delete --all" '^configmap "c1" deleted$' "${KN[@]}" delete cm --all
 eq "delete --all left no configmaps (but a root CA one)" "" bash -c "kubectl -n $NS get cm -o name | { grep -v kube-root-ca.crt || true; }"
 
@@ -550,8 +557,15 @@ match "get --raw /healthz" '^ok$' "${K[@]}" get --raw /healthz
 
 # ---------------------------------------------------------------- cleanup
 eq "delete node" "node \"$NODE\" deleted" "${K[@]}" delete node "$NODE"
+fails_eq "system namespace may not be deleted" 'Error from server (Forbidden): namespaces "kube-system" is forbidden: this namespace may not be deleted' "${K[@]}" delete namespace kube-system
+printf 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: late\ndata:\n  a: "1"\n' >"$WORK/late.yaml"
 eq "delete namespace" "namespace \"$NS\" deleted" "${K[@]}" delete namespace "$NS" --wait=false
-# Namespace deletion is asynchronous (Terminating, then gone once emptied).
+# Namespace deletion is asynchronous: the apiserver marks it Terminating, the namespace
+# controller (a controller-manager runs beside these apiservers) empties it after kube's 5 s
+# grace, finalizes it, and the apiserver removes it.
+tbl "deleted namespace is Terminating" "$NS\|Terminating\|$AGE" "${K[@]}" get namespace "$NS"
+eq "terminating namespace keeps spec.finalizers" "kubernetes" "${K[@]}" get namespace "$NS" -o 'jsonpath={.spec.finalizers[*]}'
+fails_eq "create in a terminating namespace" "Error from server (Forbidden): error when creating \"$WORK/late.yaml\": configmaps \"late\" is forbidden: unable to create new content in namespace $NS because it is being terminated" "${KN[@]}" create -f "$WORK/late.yaml"
 gone=
 for _ in $(seq 1 30); do
     if "${K[@]}" get namespace "$NS" 2>&1 | grep -qxF "Error from server (NotFound): namespaces \"$NS\" not found"; then

@@ -119,5 +119,13 @@ until_eq "huge stays Pending, Unschedulable" "Unschedulable" 30 \
 match "describe pod: FailedScheduling event" 'Warning +FailedScheduling +.*default-scheduler +0/[0-9]+ nodes are available: [0-9]+ Insufficient cpu\.' \
     "${KN[@]}" describe pod huge
 
+# ------------------------------------------------------------- namespace deletion
+# The namespace controller deletes everything (the Deployment's pods through their nodes'
+# graceful termination), finalizes the namespace, and the apiserver removes it.
+eq "delete namespace" "namespace \"$NS\" deleted" "${K[@]}" delete namespace "$NS" --wait=false
+tbl "deleted namespace is Terminating" "$NS\|Terminating\|$AGE" "${K[@]}" get namespace "$NS"
+until_eq "namespace emptied and gone" "gone" 120 sh -c \
+    "kubectl get namespace $NS 2>&1 | grep -q '(NotFound)' && echo gone || echo present"
+
 echo "# $PASS passed, $FAIL failed"
 [ "$FAIL" -eq 0 ]
