@@ -161,6 +161,14 @@ fn parse_target(group: &str, version: &str, rest: &[&str]) -> Result<ObjectRef, 
             name: None,
             sub: None,
         }),
+        // kube's namespaceSubresources: `namespaces/{name}/status` and `/finalize` are the
+        // namespace's own subresources, not a resource listed in a namespace.
+        ["namespaces", name, sub @ ("status" | "finalize")] if group.is_empty() => Ok(ObjectRef {
+            r: find("namespaces")?,
+            namespace: None,
+            name: Some(seg_ok(name)?),
+            sub: Some(sub.to_string()),
+        }),
         ["namespaces", ns, res] => {
             let r = find(res)?;
             if !r.namespaced {
@@ -245,5 +253,16 @@ mod tests {
         );
         assert!(parse_target("apps", "v1", &["namespaces", "d", "pods"]).is_err());
         assert!(parse_target("", "v1", &["namespaces", "..", "pods"]).is_err());
+        // A namespace's own subresources.
+        for sub in ["status", "finalize"] {
+            let t = parse_target("", "v1", &["namespaces", "team", sub]).unwrap();
+            assert_eq!(t.r.plural, "namespaces");
+            assert_eq!(
+                (t.ns(), t.name(), t.sub.as_deref()),
+                (None, "team", Some(sub))
+            );
+        }
+        let pods = parse_target("", "v1", &["namespaces", "team", "pods"]).unwrap();
+        assert_eq!((pods.r.plural, pods.ns()), ("pods", Some("team")));
     }
 }
