@@ -1,5 +1,5 @@
 //! `mainstay-controllers`: Mainstay's kube-controller-manager — the controllers of
-//! `pkg/controller` (ReplicaSet and Deployment so far) and the manager that runs the ones
+//! `pkg/controller` (ReplicaSet, Deployment and the garbage collector so far) and the manager that runs the ones
 //! `--controllers` enables for one term of leadership.
 //!
 //! **Owns:** the manager's descriptor table and `--controllers` semantics ([`manager`]); per
@@ -17,6 +17,7 @@
 
 pub mod deployment;
 pub mod error;
+pub mod gc;
 pub mod manager;
 pub mod replicaset;
 pub mod util;

@@ -24,6 +24,8 @@ pub struct ManagerConfig {
     pub concurrent_deployment_syncs: usize,
     /// `--concurrent-replicaset-syncs` (default 5).
     pub concurrent_replicaset_syncs: usize,
+    /// `--concurrent-gc-syncs` (default 20): workers per garbage collector queue.
+    pub concurrent_gc_syncs: usize,
 }
 
 impl Default for ManagerConfig {
@@ -32,6 +34,7 @@ impl Default for ManagerConfig {
             controllers: vec!["*".into()],
             concurrent_deployment_syncs: 5,
             concurrent_replicaset_syncs: 5,
+            concurrent_gc_syncs: 20,
         }
     }
 }
@@ -68,6 +71,12 @@ const CONTROLLERS: &[Descriptor] = &[
         disabled_by_default: false,
         start: start_replicaset,
     },
+    Descriptor {
+        name: "garbage-collector-controller",
+        aliases: &["garbagecollector"],
+        disabled_by_default: false,
+        start: start_garbage_collector,
+    },
 ];
 
 fn start_deployment(c: Context) -> BoxFuture<'static, Result<()>> {
@@ -82,6 +91,14 @@ fn start_replicaset(c: Context) -> BoxFuture<'static, Result<()>> {
     Box::pin(crate::replicaset::run(
         c.client,
         c.config.concurrent_replicaset_syncs,
+        c.leading,
+    ))
+}
+
+fn start_garbage_collector(c: Context) -> BoxFuture<'static, Result<()>> {
+    Box::pin(crate::gc::run(
+        c.client,
+        c.config.concurrent_gc_syncs,
         c.leading,
     ))
 }
@@ -285,14 +302,14 @@ mod tests {
     #[test]
     fn the_real_table_knows_deployment_and_replicaset() {
         assert_eq!(
-            known_controllers(),
+            known_controllers()[..2],
             ["deployment-controller", "replicaset-controller"]
         );
         let all = enabled_controllers(&ManagerConfig::default().controllers).expect("valid");
-        assert_eq!(all, ["deployment-controller", "replicaset-controller"]);
-        let only_rs = enabled_controllers(&flags(&["*", "-deployment"])).expect("valid");
+        assert_eq!(all[..2], ["deployment-controller", "replicaset-controller"]);
+        let only_rs = enabled_controllers(&flags(&["replicaset", "-deployment"])).expect("valid");
         assert_eq!(only_rs, ["replicaset-controller"]);
-        assert!(enabled_controllers(&flags(&["garbagecollector"])).is_err());
+        assert!(enabled_controllers(&flags(&["bogus"])).is_err());
     }
 
     #[test]
@@ -301,5 +318,22 @@ mod tests {
         assert_eq!(c.controllers, ["*"]);
         assert_eq!(c.concurrent_deployment_syncs, 5);
         assert_eq!(c.concurrent_replicaset_syncs, 5);
+        assert_eq!(c.concurrent_gc_syncs, 20);
+    }
+
+    #[test]
+    fn the_garbage_collector_is_known_by_its_name_and_alias() {
+        assert!(known_controllers().contains(&"garbage-collector-controller"));
+        let all = enabled_controllers(&ManagerConfig::default().controllers).expect("valid");
+        assert!(
+            all.contains(&"garbage-collector-controller"),
+            "on by default"
+        );
+        assert_eq!(
+            enabled_controllers(&flags(&["garbagecollector"])).expect("valid"),
+            ["garbage-collector-controller"]
+        );
+        let without = enabled_controllers(&flags(&["*", "-garbagecollector"])).expect("valid");
+        assert!(!without.contains(&"garbage-collector-controller"));
     }
 }
