@@ -119,5 +119,12 @@ until_eq "huge stays Pending, Unschedulable" "Unschedulable" 30 \
 match "describe pod: FailedScheduling event" 'Warning +FailedScheduling +.*default-scheduler +0/[0-9]+ nodes are available: [0-9]+ Insufficient cpu\.' \
     "${KN[@]}" describe pod huge
 
+# ------------------------------------------------------------- garbage collection
+eq "delete deployment (cascade background)" 'deployment.apps "web" deleted' "${KN[@]}" delete deployment web
+until_eq "its ReplicaSets are collected" "0" 30 sh -c \
+    "kubectl -n $NS get rs -l app=web --no-headers 2>/dev/null | wc -l | tr -d ' '"
+until_eq "its pods are collected" "0" 60 sh -c \
+    "kubectl -n $NS get pods -l app=web --no-headers 2>/dev/null | wc -l | tr -d ' '"
+
 echo "# $PASS passed, $FAIL failed"
 [ "$FAIL" -eq 0 ]

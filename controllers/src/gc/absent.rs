@@ -62,6 +62,7 @@ impl AbsentOwners {
         }
     }
 
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.last_used.len()
     }

@@ -142,14 +142,12 @@ impl Graph {
         Graph::default()
     }
 
-    pub fn len(&self) -> usize {
+    /// Nodes in the graph, virtual ones included.
+    pub fn node_count(&self) -> usize {
         self.nodes.len()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.nodes.is_empty()
-    }
-
+    #[cfg(test)]
     pub fn node(&self, uid: &str) -> Option<&Node> {
         self.nodes.get(uid)
     }

@@ -105,7 +105,7 @@ fn an_owner_seen_after_its_dependent_starts_virtual_and_is_checked() {
         "observed with the coordinates it was named by"
     );
     assert!(!g.node(&owner.uid).expect("node").is_virtual);
-    assert_eq!(g.len(), 2);
+    assert_eq!(g.node_count(), 2);
 }
 
 #[test]
@@ -138,7 +138,7 @@ fn deleting_an_owner_queues_its_dependents_and_marks_it_absent() {
     // A deleted object without dependents is not remembered as absent.
     let fx = g.process(delete(meta(&d1, vec![reference(&owner, false)])));
     assert_eq!(fx, Effects::default());
-    assert_eq!(g.len(), 1);
+    assert_eq!(g.node_count(), 1);
     // Deleting what is not in the graph does nothing.
     assert_eq!(g.process(delete(meta(&d1, vec![]))), Effects::default());
 }
@@ -394,5 +394,5 @@ fn objects_without_uid_are_ignored() {
     let mut g = Graph::new();
     let none = id("v1", "ConfigMap", "ns", "x", "");
     assert_eq!(g.process(upsert(meta(&none, vec![]))), Effects::default());
-    assert!(g.is_empty());
+    assert_eq!(g.node_count(), 0);
 }

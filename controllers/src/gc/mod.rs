@@ -135,7 +135,7 @@ pub async fn run(client: Client, workers: usize, leading: Leading) -> Result<()>
         _ = synced => {
             tracing::info!(
                 controller = CONTROLLER_NAME,
-                nodes = gc.lock_graph().len(),
+                nodes = gc.lock_graph().node_count(),
                 workers = workers.max(1),
                 "proceeding to collect garbage"
             );
