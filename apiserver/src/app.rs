@@ -49,6 +49,12 @@ pub struct Config {
     pub max_requests_inflight: usize,
     /// Mutating requests served at once (`--max-mutating-requests-inflight`; 0 = no limit).
     pub max_mutating_requests_inflight: usize,
+    /// The DefaultTolerationSeconds admission plugin's `tolerationSeconds` for
+    /// `node.kubernetes.io/not-ready:NoExecute` (`--default-not-ready-toleration-seconds`).
+    pub default_not_ready_toleration_seconds: i64,
+    /// ... and for `node.kubernetes.io/unreachable:NoExecute`
+    /// (`--default-unreachable-toleration-seconds`).
+    pub default_unreachable_toleration_seconds: i64,
 }
 
 impl Default for Config {
@@ -68,6 +74,8 @@ impl Default for Config {
             service_cluster_ip_range: (std::net::Ipv4Addr::new(10, 96, 0, 0), 12),
             max_requests_inflight: 400,
             max_mutating_requests_inflight: 200,
+            default_not_ready_toleration_seconds: 300,
+            default_unreachable_toleration_seconds: 300,
         }
     }
 }

@@ -24,6 +24,7 @@ impl App {
                 "metadata": {"name": ns, "uid": meta::new_uid(), "creationTimestamp": meta::now()},
                 "spec": {}, "status": {},
             });
+            strategy::initial_status(nsr, &mut obj);
             strategy::apply_defaults(nsr, &mut obj);
             self.storage
                 .create(&self.storage.key(nsr, None, ns), &obj, None, &[])

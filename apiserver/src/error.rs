@@ -194,6 +194,45 @@ impl ApiError {
         }
     }
 
+    /// 422 Invalid for a kind that is not a served resource, e.g. `DeleteOptions.meta.k8s.io ""`
+    /// (kube's `NewInvalid` with a group kind).
+    pub fn invalid_group_kind(group: &str, kind: &str, name: &str, causes: Vec<Cause>) -> Self {
+        let rendered: Vec<String> = causes.iter().map(Cause::render).collect();
+        let what = if rendered.len() == 1 {
+            rendered[0].clone()
+        } else {
+            format!("[{}]", rendered.join(", "))
+        };
+        let details = json!({
+            "name": name,
+            "group": group,
+            "kind": kind,
+            "causes": causes.iter().map(|c| json!({
+                "reason": c.reason, "message": c.message, "field": c.field,
+            })).collect::<Vec<_>>(),
+        });
+        ApiError {
+            details: Some(details),
+            ..Self::new(
+                422,
+                "Invalid",
+                format!("{kind}.{group} {name:?} is invalid: {what}"),
+            )
+        }
+    }
+
+    /// 403 Forbidden: `namespaces "default" is forbidden: <why>` (kube's `NewForbidden`).
+    pub fn forbidden(r: &ResourceInfo, name: &str, why: &str) -> Self {
+        ApiError {
+            details: Some(resource_details(r, name)),
+            ..Self::new(
+                403,
+                "Forbidden",
+                format!("{} {name:?} is forbidden: {why}", qualified(r)),
+            )
+        }
+    }
+
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(400, "BadRequest", message)
     }

@@ -1,6 +1,6 @@
 //! `mainstay-controllers`: Mainstay's kube-controller-manager — the controllers of
-//! `pkg/controller` (ReplicaSet, Deployment and the garbage collector so far) and the manager that runs the ones
-//! `--controllers` enables for one term of leadership.
+//! `pkg/controller` (ReplicaSet, Deployment, Namespace and the garbage collector so far) and the
+//! manager that runs the ones `--controllers` enables for one term of leadership.
 //!
 //! **Owns:** the manager's descriptor table and `--controllers` semantics ([`manager`]); per
 //! controller, the pure decisions in a `sync` module (which pods to create, delete, adopt or
@@ -19,6 +19,7 @@ pub mod deployment;
 pub mod error;
 pub mod gc;
 pub mod manager;
+pub mod namespace;
 pub mod replicaset;
 pub mod util;
 

@@ -24,6 +24,8 @@ pub struct ManagerConfig {
     pub concurrent_deployment_syncs: usize,
     /// `--concurrent-replicaset-syncs` (default 5).
     pub concurrent_replicaset_syncs: usize,
+    /// `--concurrent-namespace-syncs` (default 10).
+    pub concurrent_namespace_syncs: usize,
     /// `--concurrent-gc-syncs` (default 20): workers per garbage collector queue.
     pub concurrent_gc_syncs: usize,
 }
@@ -34,6 +36,7 @@ impl Default for ManagerConfig {
             controllers: vec!["*".into()],
             concurrent_deployment_syncs: 5,
             concurrent_replicaset_syncs: 5,
+            concurrent_namespace_syncs: 10,
             concurrent_gc_syncs: 20,
         }
     }
@@ -72,6 +75,12 @@ const CONTROLLERS: &[Descriptor] = &[
         start: start_replicaset,
     },
     Descriptor {
+        name: "namespace-controller",
+        aliases: &["namespace"],
+        disabled_by_default: false,
+        start: start_namespace,
+    },
+    Descriptor {
         name: "garbage-collector-controller",
         aliases: &["garbagecollector"],
         disabled_by_default: false,
@@ -91,6 +100,14 @@ fn start_replicaset(c: Context) -> BoxFuture<'static, Result<()>> {
     Box::pin(crate::replicaset::run(
         c.client,
         c.config.concurrent_replicaset_syncs,
+        c.leading,
+    ))
+}
+
+fn start_namespace(c: Context) -> BoxFuture<'static, Result<()>> {
+    Box::pin(crate::namespace::run(
+        c.client,
+        c.config.concurrent_namespace_syncs,
         c.leading,
     ))
 }
@@ -302,13 +319,34 @@ mod tests {
     #[test]
     fn the_real_table_knows_deployment_and_replicaset() {
         assert_eq!(
-            known_controllers()[..2],
-            ["deployment-controller", "replicaset-controller"]
+            known_controllers(),
+            [
+                "deployment-controller",
+                "replicaset-controller",
+                "namespace-controller",
+                "garbage-collector-controller"
+            ]
         );
         let all = enabled_controllers(&ManagerConfig::default().controllers).expect("valid");
-        assert_eq!(all[..2], ["deployment-controller", "replicaset-controller"]);
-        let only_rs = enabled_controllers(&flags(&["replicaset", "-deployment"])).expect("valid");
+        assert_eq!(
+            all,
+            [
+                "deployment-controller",
+                "replicaset-controller",
+                "namespace-controller",
+                "garbage-collector-controller"
+            ]
+        );
+        let only_rs = enabled_controllers(&flags(&[
+            "*",
+            "-deployment",
+            "-namespace",
+            "-garbagecollector",
+        ]))
+        .expect("valid");
         assert_eq!(only_rs, ["replicaset-controller"]);
+        let only_ns = enabled_controllers(&flags(&["namespace"])).expect("valid");
+        assert_eq!(only_ns, ["namespace-controller"]);
         assert!(enabled_controllers(&flags(&["bogus"])).is_err());
     }
 

@@ -52,6 +52,14 @@ pub struct ApiserverArgs {
     /// Mutating requests served at once; more get 429 (0 = no limit).
     #[arg(long, default_value_t = 200)]
     max_mutating_requests_inflight: usize,
+    /// The tolerationSeconds of the `node.kubernetes.io/not-ready:NoExecute` toleration the
+    /// DefaultTolerationSeconds admission adds to every pod without one.
+    #[arg(long, default_value_t = 300)]
+    default_not_ready_toleration_seconds: i64,
+    /// The tolerationSeconds of the `node.kubernetes.io/unreachable:NoExecute` toleration the
+    /// DefaultTolerationSeconds admission adds to every pod without one.
+    #[arg(long, default_value_t = 300)]
+    default_unreachable_toleration_seconds: i64,
 }
 
 /// Parses a Go duration (`5m0s`, `1h`, `300ms`, `0`).
@@ -136,6 +144,8 @@ impl ApiserverArgs {
             service_cluster_ip_range: parse_cidr(&self.service_cluster_ip_range)?,
             max_requests_inflight: self.max_requests_inflight,
             max_mutating_requests_inflight: self.max_mutating_requests_inflight,
+            default_not_ready_toleration_seconds: self.default_not_ready_toleration_seconds,
+            default_unreachable_toleration_seconds: self.default_unreachable_toleration_seconds,
         })
     }
 }

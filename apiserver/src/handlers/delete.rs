@@ -9,12 +9,14 @@ use super::common::{list_kind, Filter, Reply};
 use crate::app::App;
 use crate::error::ApiError;
 use crate::machinery::meta;
+use crate::registry::deletion::DeleteOptions;
 use crate::registry::{store, ObjectRef};
 use crate::request::info::Query;
 use crate::request::negotiate::read_body;
 
-/// DeleteOptions from the body (kubectl sends them there) or the query.
-async fn delete_options(q: &Query, req: Request) -> Result<Value, ApiError> {
+/// DeleteOptions from the body (kubectl sends them there) or the query, validated as kube's
+/// `ValidateDeleteOptions` does.
+async fn delete_options(q: &Query, req: Request) -> Result<DeleteOptions, ApiError> {
     let (bytes, _) = read_body(req).await?;
     let mut o = if bytes.iter().all(u8::is_ascii_whitespace) {
         json!({})
@@ -22,25 +24,26 @@ async fn delete_options(q: &Query, req: Request) -> Result<Value, ApiError> {
         serde_json::from_slice::<Value>(&bytes)
             .map_err(|e| ApiError::bad_request(format!("DeleteOptions: {e}")))?
     };
-    for k in ["propagationPolicy", "gracePeriodSeconds", "dryRun"] {
+    for k in [
+        "propagationPolicy",
+        "gracePeriodSeconds",
+        "dryRun",
+        "orphanDependents",
+    ] {
         if let Some(v) = q.get(k) {
             o[k] = match k {
                 "gracePeriodSeconds" => json!(v
                     .parse::<i64>()
                     .map_err(|_| ApiError::bad_request("gracePeriodSeconds must be an integer"))?),
+                "orphanDependents" => json!(v
+                    .parse::<bool>()
+                    .map_err(|_| ApiError::bad_request("orphanDependents must be a boolean"))?),
                 "dryRun" => json!([v]),
                 _ => json!(v),
             };
         }
     }
-    if let Some(p) = o.get("propagationPolicy").and_then(Value::as_str) {
-        if !["Orphan", "Background", "Foreground"].contains(&p) {
-            return Err(ApiError::bad_request(format!(
-                "propagationPolicy: Unsupported value: {p:?}: supported values: \"Foreground\", \"Background\", \"Orphan\""
-            )));
-        }
-    }
-    Ok(o)
+    DeleteOptions::parse(&o)
 }
 
 pub(super) async fn delete(
@@ -50,11 +53,7 @@ pub(super) async fn delete(
     req: Request,
 ) -> Result<Reply, ApiError> {
     let opts = delete_options(q, req).await?;
-    let dry_run = opts
-        .get("dryRun")
-        .and_then(Value::as_array)
-        .is_some_and(|a| !a.is_empty());
-    store::delete_one(app, t.r, t.ns(), t.name(), &opts, dry_run)
+    store::delete_one(app, t.r, t.ns(), t.name(), &opts)
         .await
         .map(Reply::ok)
 }
@@ -67,10 +66,6 @@ pub(super) async fn delete_collection(
 ) -> Result<Reply, ApiError> {
     let filter = Filter::new(t.r, q)?;
     let opts = delete_options(q, req).await?;
-    let dry_run = opts
-        .get("dryRun")
-        .and_then(Value::as_array)
-        .is_some_and(|a| !a.is_empty());
     let prefix = app.storage.list_prefix(t.r, t.ns());
     let page = app
         .storage
@@ -87,7 +82,7 @@ pub(super) async fn delete_collection(
     for s in page.items {
         let name = meta::meta_str(&s.object, "name").unwrap_or("").to_string();
         let ns = meta::meta_str(&s.object, "namespace").map(str::to_string);
-        match store::delete_one(app, t.r, ns.as_deref(), &name, &opts, dry_run).await {
+        match store::delete_one(app, t.r, ns.as_deref(), &name, &opts).await {
             Ok(o) => deleted.push(o),
             Err(e) if e.code == 404 => {}
             Err(e) => return Err(e),

@@ -29,6 +29,12 @@ pub async fn dispatch(app: &Arc<App>, info: &RequestInfo, query: &Query, req: Re
             return error_response(&not_found_path());
         }
     }
+    // `namespaces/{name}/finalize` takes only PUT (kube's FinalizeREST is an Updater).
+    if t.sub.as_deref() == Some("finalize") && info.verb != Verb::Update {
+        return error_response(&ApiError::method_not_allowed(
+            "the server does not allow this method on the requested resource",
+        ));
+    }
     let result = match info.verb {
         Verb::Get => get::get(app, t, query, out).await,
         Verb::List => list::list(app, t, query, out).await,

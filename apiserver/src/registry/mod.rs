@@ -1,8 +1,11 @@
 //! What a request means once it is parsed: the generic store every kind goes through
-//! (`store`), per-kind decoding, defaults and validation (`strategy`), kinds with behaviour of
-//! their own (`kinds/`), the Scale view (`scale`) and Table printers (`printers`). It knows
-//! nothing of HTTP: it takes an `ObjectRef` and returns objects or `ApiError`s.
+//! (`store`), per-kind decoding, defaults and validation (`strategy`), what a DELETE does
+//! (`deletion`), the admission plugins (`admission`), kinds with behaviour of their own
+//! (`kinds/`), the Scale view (`scale`) and Table printers (`printers`). It knows nothing of
+//! HTTP: it takes an `ObjectRef` and returns objects or `ApiError`s.
 
+pub mod admission;
+pub mod deletion;
 pub mod kinds;
 pub mod printers;
 pub mod scale;

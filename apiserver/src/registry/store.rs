@@ -4,14 +4,15 @@
 //! `strategy` and `kinds`.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use serde_json::{json, Value};
 
 use crate::app::App;
 use crate::error::{ApiError, Cause};
 use crate::machinery::{apply, meta, validation};
-use crate::registry::kinds::service;
+use crate::registry::admission;
+use crate::registry::deletion::{self, DeleteOptions, Plan};
+use crate::registry::kinds::{namespace, service};
 use crate::registry::strategy::{self, FieldValidation};
 use crate::registry::ObjectRef;
 use crate::resources::{self, ResourceInfo, Subresource};
@@ -70,21 +71,44 @@ fn finish_object(
     Ok(typed)
 }
 
-async fn require_namespace(app: &Arc<App>, t: &ObjectRef) -> Result<(), ApiError> {
+/// NamespaceLifecycle on a create: the namespace must exist and not be Terminating.
+async fn require_namespace(app: &Arc<App>, t: &ObjectRef, obj: &Value) -> Result<(), ApiError> {
     let Some(ns) = t.ns() else { return Ok(()) };
     let nsr = resources::find("", "v1", "namespaces")
         .ok_or_else(|| ApiError::internal("no namespaces"))?;
     match app.storage.get(&app.storage.key(nsr, None, ns)).await? {
         None => Err(ApiError::namespace_not_found(ns)),
-        Some(s) if s.object.pointer("/metadata/deletionTimestamp").is_some() => Err(ApiError {
-            details: Some(json!({"causes": [{"reason": "NamespaceTerminating", "message": format!("namespace {ns} is being terminated"), "field": "metadata.namespace"}]})),
-            ..ApiError::new(403, "Forbidden", format!(
-                "{} {:?} is forbidden: unable to create new content in namespace {ns} because it is being terminated",
-                crate::error::qualified(t.r), t.name()
-            ))
-        }),
+        Some(s) if admission::is_terminating(&s.object) => Err(admission::namespace_terminating(
+            t.r,
+            &admission::admission_name(obj, name_was_generated(obj)),
+            ns,
+        )),
         Some(_) => Ok(()),
     }
+}
+
+/// Whether `metadata.name` is `generateName` plus the five characters the create handler added.
+fn name_was_generated(obj: &Value) -> bool {
+    let (Some(name), Some(generate)) = (
+        meta::meta_str(obj, "name"),
+        meta::meta_str(obj, "generateName").filter(|g| !g.is_empty()),
+    ) else {
+        return false;
+    };
+    let base: String = generate.chars().take(63 - 5).collect();
+    name.len() == base.len() + 5 && name.starts_with(&base)
+}
+
+/// The DefaultTolerationSeconds settings of this server.
+fn toleration_defaults(app: &App) -> admission::DefaultTolerationSeconds {
+    admission::DefaultTolerationSeconds {
+        not_ready_seconds: app.config.default_not_ready_toleration_seconds,
+        unreachable_seconds: app.config.default_unreachable_toleration_seconds,
+    }
+}
+
+fn is_pods(t: &ObjectRef) -> bool {
+    t.r.group.is_empty() && t.r.plural == "pods" && t.sub.is_none()
 }
 
 /// Everything a new object gets before it is stored: server-set metadata, its initial status,
@@ -140,7 +164,13 @@ pub async fn insert_new(
     obj: Value,
     dry_run: bool,
 ) -> Result<Option<Value>, ApiError> {
-    require_namespace(app, t).await?;
+    require_namespace(app, t, &obj).await?;
+    // Mutating admission runs after the field manager recorded the client's fields (as kube's
+    // create handler orders them), so what it adds has no manager.
+    let mut obj = obj;
+    if is_pods(t) {
+        admission::default_toleration_seconds(&mut obj, toleration_defaults(app));
+    }
     // A service's addresses as the client sent them; each try allocates the rest afresh.
     let unallocated = t.r.is_service().then(|| obj.clone());
     let requested = service::reservations(app.storage.prefix(), t.r, &obj);
@@ -150,7 +180,6 @@ pub async fn insert_new(
     // Each lost race means another service got an address, and the next try avoids every
     // address the store holds, so tries run out only under a storm of creates.
     const ALLOCATION_TRIES: usize = 16;
-    let mut obj = obj;
     for _ in 0..ALLOCATION_TRIES {
         if let Some(unallocated) = &unallocated {
             obj = unallocated.clone();
@@ -234,6 +263,9 @@ where
         }
         strategy::check_uid_unchanged(t, &current.object, &new)?;
         strategy::carry_over(t, &current.object, &mut new, status_write);
+        if is_pods(t) {
+            admission::default_toleration_seconds(&mut new, toleration_defaults(app));
+        }
         let mut new = finish_object(t, new, opts.validation, warnings)?;
         // Addresses the client's object names; any others are allocated here.
         let requested = service::reservations(app.storage.prefix(), t.r, &new);
@@ -266,8 +298,10 @@ where
             return Ok(new);
         }
         // Removing the last finalizer of an object being deleted deletes it, unless a grace
-        // period is still running (a pod waiting for its kubelet): kube's ShouldDeleteDuringUpdate.
+        // period is still running (a pod waiting for its kubelet): kube's ShouldDeleteDuringUpdate
+        // (for a namespace, once its spec.finalizers are empty too).
         let finalizers_done = new.pointer("/metadata/deletionTimestamp").is_some()
+            && namespace::spec_finalizers_done(t.r, &new)
             && new
                 .pointer("/metadata/finalizers")
                 .and_then(Value::as_array)
@@ -327,13 +361,14 @@ where
     Err(ApiError::conflict(t.r, t.name()))
 }
 
+/// DELETE of one object: kube's generic `Store.Delete` (and the namespace storage's), with what
+/// to write decided by `deletion::plan`. Returns the object as it is left (or was, if removed).
 pub async fn delete_one(
     app: &Arc<App>,
     r: &'static ResourceInfo,
     ns: Option<&str>,
     name: &str,
-    opts: &Value,
-    dry_run: bool,
+    opts: &DeleteOptions,
 ) -> Result<Value, ApiError> {
     let key = app.storage.key(r, ns, name);
     for _ in 0..UPDATE_RETRIES {
@@ -342,95 +377,46 @@ pub async fn delete_one(
             .get(&key)
             .await?
             .ok_or_else(|| ApiError::not_found(r, name))?;
-        if let Some(uid) = opts.pointer("/preconditions/uid").and_then(Value::as_str) {
+        if let Some(uid) = &opts.precondition_uid {
             let have = meta::meta_str(&cur.object, "uid").unwrap_or("");
             if uid != have {
                 return Err(ApiError::conflict_with(r, name, &format!("Precondition failed: UID in precondition: {uid}, UID in object meta: {have}")));
             }
         }
-        if let Some(rv) = opts
-            .pointer("/preconditions/resourceVersion")
-            .and_then(Value::as_str)
-        {
-            if rv != cur.mod_revision.to_string() {
+        if let Some(rv) = &opts.precondition_resource_version {
+            if *rv != cur.mod_revision.to_string() {
                 return Err(ApiError::conflict_with(r, name, &format!("Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}", cur.mod_revision)));
             }
         }
-        let finalizers = cur
-            .object
-            .pointer("/metadata/finalizers")
-            .and_then(Value::as_array)
-            .is_some_and(|f| !f.is_empty());
-        let graceful = r.plural == "pods"
-            && cur
-                .object
-                .pointer("/spec/nodeName")
-                .and_then(Value::as_str)
-                .is_some_and(|n| !n.is_empty())
-            && opts
-                .get("gracePeriodSeconds")
-                .and_then(Value::as_i64)
-                .unwrap_or(1)
-                > 0;
-        let namespace = r.plural == "namespaces";
-        if dry_run {
-            return Ok(cur.object);
-        }
-        if finalizers || graceful || namespace {
-            if cur.object.pointer("/metadata/deletionTimestamp").is_some() {
-                // Already being deleted. A namespace's finalization is started again: the
-                // replica that started it may have died.
-                if namespace {
-                    tokio::spawn(app.clone().finalize_namespace(name.to_string()));
-                }
-                return Ok(cur.object);
-            }
-            let mut new = cur.object.clone();
-            let grace = if graceful {
-                opts.get("gracePeriodSeconds")
-                    .and_then(Value::as_i64)
-                    .unwrap_or_else(|| {
-                        cur.object
-                            .pointer("/spec/terminationGracePeriodSeconds")
-                            .and_then(Value::as_i64)
-                            .unwrap_or(30)
-                    })
-            } else {
-                0
-            };
-            let when = std::time::SystemTime::now() + Duration::from_secs(grace.max(0) as u64);
-            let m = meta::meta_mut(&mut new);
-            m.insert("deletionTimestamp".into(), json!(meta::rfc3339(when)));
-            m.insert("deletionGracePeriodSeconds".into(), json!(grace));
-            if namespace {
-                new["status"]["phase"] = json!("Terminating");
-            }
-            match app
+        let plan = deletion::plan(r, &cur.object, opts, std::time::SystemTime::now())?;
+        let outcome = match plan {
+            Plan::Unchanged => return Ok(cur.object),
+            Plan::Update(new) if opts.dry_run => return Ok(new),
+            Plan::Remove if opts.dry_run => return Ok(cur.object),
+            Plan::Update(mut new) => match app
                 .storage
                 .update(&key, &new, cur.mod_revision, None, &[], &[])
                 .await?
             {
                 WriteOutcome::Done { revision } => {
                     crate::storage::etcd::set_resource_version(&mut new, revision);
-                    if namespace {
-                        let app = app.clone();
-                        let ns_name = name.to_string();
-                        tokio::spawn(app.finalize_namespace(ns_name));
-                    }
                     return Ok(new);
                 }
-                WriteOutcome::Mismatch { current: None } => {
-                    return Err(ApiError::not_found(r, name))
+                other => other,
+            },
+            Plan::Remove => {
+                let held = service::reservations(app.storage.prefix(), r, &cur.object);
+                match app.storage.delete(&key, cur.mod_revision, &held).await? {
+                    WriteOutcome::Done { .. } => return Ok(cur.object),
+                    other => other,
                 }
-                // Only metadata changed: no reservation was asked for.
-                WriteOutcome::Mismatch { .. } | WriteOutcome::Taken { .. } => continue,
             }
-        }
-        let held = service::reservations(app.storage.prefix(), r, &cur.object);
-        match app.storage.delete(&key, cur.mod_revision, &held).await? {
-            WriteOutcome::Done { .. } => return Ok(cur.object),
+        };
+        match outcome {
             WriteOutcome::Mismatch { current: None } => return Err(ApiError::not_found(r, name)),
-            WriteOutcome::Mismatch { .. } | WriteOutcome::Taken { .. } => continue,
+            // Changed meanwhile (only metadata is written here: no reservation was asked for):
+            // read again and decide again.
+            _ => continue,
         }
     }
     Err(ApiError::conflict(r, name))

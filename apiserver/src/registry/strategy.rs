@@ -524,7 +524,8 @@ pub fn apply_defaults(r: &ResourceInfo, obj: &mut Value) {
             }
         }
         "Namespace" => {
-            set_default(obj, "/spec/finalizers", json!(["kubernetes"]));
+            // `kubernetes` joins spec.finalizers on create only (kinds::namespace): the
+            // namespace controller's finalize takes it out for good.
             set_default(obj, "/status/phase", json!("Active"));
             let name = meta_str(obj, "name").unwrap_or("").to_string();
             let m = meta_mut(obj);
@@ -553,6 +554,7 @@ pub fn initial_status(r: &ResourceInfo, obj: &mut Value) {
         }
         "Deployment" | "ReplicaSet" => obj["status"] = json!({}),
         "Service" => obj["status"] = json!({"loadBalancer": {}}),
+        "Namespace" => crate::registry::kinds::namespace::prepare_for_create(obj),
         _ => {}
     }
 }
@@ -667,10 +669,8 @@ pub fn carry_over(t: &ObjectRef, old: &Value, new: &mut Value, status_write: boo
         crate::registry::kinds::service::keep_allocated_values(old, new);
     }
     if t.r.plural == "namespaces" {
-        // A namespace's status is its phase, set by the server.
-        if let Some(s) = old.get("status") {
-            new["status"] = s.clone();
-        }
+        // Its status and spec.finalizers (or, through `finalize`, all but spec.finalizers).
+        crate::registry::kinds::namespace::carry_over(t, old, new);
     }
     // A Deployment's annotations count as its spec (kube's deployment strategy bumps the
     // generation for either: they once carried the rollback request).
