@@ -2,10 +2,9 @@
 //! scheduler, a controller-manager (all its controllers, the collector among them) and simulated
 //! nodes, each a process of this binary; kube-rs clients act as users do.
 //!
-//! Cascading deletion of Deployments (background; foreground and orphan through the finalizers
-//! the apiserver adds for those policies — set here on the object before the delete, so the
-//! collector's part is tested whatever the apiserver does with `propagationPolicy`), and owner
-//! references to owners that do not exist: a missing uid, an owner of the same name with another
+//! Cascading deletion of Deployments with each `propagationPolicy` (the apiserver turns
+//! Foreground and Orphan into the `foregroundDeletion` and `orphan` finalizers; the collector
+//! does the rest), and owner references to owners that do not exist: a missing uid, an owner of the same name with another
 //! uid, an owner in another namespace (`OwnerRefInvalidNamespace`), and a cluster-scoped
 //! dependent naming a namespaced owner (never collected).
 
@@ -18,7 +17,7 @@ use std::time::Duration;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::{ConfigMap, Event, Namespace, Node, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use serde_json::json;
 use tokio::time::Instant;
 
@@ -193,7 +192,11 @@ fn deployment(name: &str, replicas: i32) -> Deployment {
             "replicas": replicas,
             "selector": {"matchLabels": {"app": name}},
             "template": {
-                "metadata": {"labels": {"app": name}},
+                // Pods take 2 s to stop: a foreground deletion has to wait for them.
+                "metadata": {
+                    "labels": {"app": name},
+                    "annotations": {"mainstay.io/termination-seconds": "2"},
+                },
                 "spec": {"containers": [{"name": "c", "image": "nginx:1.25"}]},
             },
         },
@@ -232,16 +235,6 @@ async fn deploy(c: &kube::Client, ns: &str, name: &str, replicas: i32) -> Api<De
     api
 }
 
-async fn add_finalizer(api: &Api<Deployment>, name: &str, finalizer: &str) {
-    api.patch(
-        name,
-        &PatchParams::default(),
-        &Patch::Merge(json!({"metadata": {"finalizers": [finalizer]}})),
-    )
-    .await
-    .expect("adding a finalizer");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deployments_are_deleted_in_the_background_foreground_and_orphaned() {
     let _serial = SERIAL.lock().await;
@@ -262,9 +255,8 @@ async fn deployments_are_deleted_in_the_background_foreground_and_orphaned() {
     .await;
 
     // Foreground: the Deployment stays, being deleted with its finalizer, until no dependent
-    // blocks it (the ReplicaSet's reference has blockOwnerDeletion), then goes.
+    // blocks it: its ReplicaSet (deleted in the foreground too) goes after its pods.
     let api = deploy(c, ns, "fg", 2).await;
-    add_finalizer(&api, "fg", "foregroundDeletion").await;
     api.delete("fg", &DeleteParams::foreground())
         .await
         .expect("deleting");
@@ -278,28 +270,41 @@ async fn deployments_are_deleted_in_the_background_foreground_and_orphaned() {
         .finalizers
         .unwrap_or_default()
         .contains(&"foregroundDeletion".to_string()));
-    eventually("fg goes after its replica set", || async {
-        let gone = api.get_opt("fg").await.ok()?.is_none();
-        let rs_left = replica_sets(c, ns, "fg").await.len();
-        if !gone {
-            return None;
+    let saw_rs_deleting = std::cell::Cell::new(false);
+    eventually("fg goes after its replica set and pods", || {
+        let saw = &saw_rs_deleting;
+        let api = api.clone();
+        async move {
+            // Read in this order: what is gone after the Deployment was seen gone stays gone.
+            let gone = api.get_opt("fg").await.ok()?.is_none();
+            let rss = replica_sets(c, ns, "fg").await;
+            let pods_left = pods(c, ns, "fg").await.len();
+            let deleting = rss.iter().any(|rs| {
+                rs.metadata.deletion_timestamp.is_some()
+                    && rs
+                        .metadata
+                        .finalizers
+                        .as_ref()
+                        .is_some_and(|f| f.iter().any(|f| f == "foregroundDeletion"))
+            });
+            saw.set(saw.get() || deleting);
+            if !gone {
+                return None;
+            }
+            assert!(rss.is_empty(), "the Deployment went before its ReplicaSet");
+            assert_eq!(pods_left, 0, "the Deployment went before its pods");
+            Some(())
         }
-        assert_eq!(
-            rs_left, 0,
-            "the Deployment went before its blocking ReplicaSet"
-        );
-        Some(())
     })
     .await;
-    eventually("the pods of fg are collected", || async {
-        pods(c, ns, "fg").await.is_empty().then_some(())
-    })
-    .await;
+    assert!(
+        saw_rs_deleting.get(),
+        "the ReplicaSet was deleted in the foreground as well"
+    );
 
     // Orphan: the references to the Deployment are stripped, the finalizer removed, and the
     // ReplicaSet and pods stay.
     let api = deploy(c, ns, "orph", 2).await;
-    add_finalizer(&api, "orph", "orphan").await;
     api.delete("orph", &DeleteParams::orphan())
         .await
         .expect("deleting");
