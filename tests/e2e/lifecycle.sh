@@ -148,7 +148,7 @@ eq "delete --cascade=orphan" 'deployment.apps "orph" deleted' \
 eq "the ReplicaSet of orph stays" "1" sh -c \
     "kubectl -n $NS get rs -l app=orph --no-headers 2>/dev/null | wc -l | tr -d ' '"
 eq "without owner references" "" \
-    "${KN[@]}" get rs -l app=orph -o 'jsonpath={.items[*].metadata.ownerReferences}'
+    "${KN[@]}" get rs -l app=orph -o 'jsonpath={.items[*].metadata.ownerReferences[*].name}'
 sleep 2
 eq "the pods of orph stay" "2" sh -c \
     "kubectl -n $NS get pods -l app=orph --no-headers 2>/dev/null | wc -l | tr -d ' '"
