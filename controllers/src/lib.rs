@@ -6,7 +6,8 @@
 //! controller, the pure decisions in a `sync` module (which pods to create, delete, adopt or
 //! release, and the status to write — plain functions of the objects and the time, unit-tested
 //! without sockets or sleeps) apart from the thin I/O that watches objects into caches, queues
-//! keys and performs the writes; the shared watch cache, work queue and pod predicates
+//! keys and performs the writes (the garbage collector's pure part is its dependency graph and
+//! per-item decisions, [`gc`]); the shared watch cache, work queue and pod predicates
 //! ([`util`]).
 //!
 //! **Reaches the cluster only through the Kubernetes API** (kube-rs), like kube's own
