@@ -1,12 +1,13 @@
 //! `mainstay-controllers`: Mainstay's kube-controller-manager — the controllers of
-//! `pkg/controller` (ReplicaSet, Deployment and Namespace so far) and the manager that runs the ones
-//! `--controllers` enables for one term of leadership.
+//! `pkg/controller` (ReplicaSet, Deployment, Namespace and the garbage collector so far) and the
+//! manager that runs the ones `--controllers` enables for one term of leadership.
 //!
 //! **Owns:** the manager's descriptor table and `--controllers` semantics ([`manager`]); per
 //! controller, the pure decisions in a `sync` module (which pods to create, delete, adopt or
 //! release, and the status to write — plain functions of the objects and the time, unit-tested
 //! without sockets or sleeps) apart from the thin I/O that watches objects into caches, queues
-//! keys and performs the writes; the shared watch cache, work queue and pod predicates
+//! keys and performs the writes (the garbage collector's pure part is its dependency graph and
+//! per-item decisions, [`gc`]); the shared watch cache, work queue and pod predicates
 //! ([`util`]).
 //!
 //! **Reaches the cluster only through the Kubernetes API** (kube-rs), like kube's own
@@ -17,6 +18,7 @@
 
 pub mod deployment;
 pub mod error;
+pub mod gc;
 pub mod manager;
 pub mod namespace;
 pub mod replicaset;

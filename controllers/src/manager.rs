@@ -26,6 +26,8 @@ pub struct ManagerConfig {
     pub concurrent_replicaset_syncs: usize,
     /// `--concurrent-namespace-syncs` (default 10).
     pub concurrent_namespace_syncs: usize,
+    /// `--concurrent-gc-syncs` (default 20): workers per garbage collector queue.
+    pub concurrent_gc_syncs: usize,
 }
 
 impl Default for ManagerConfig {
@@ -35,6 +37,7 @@ impl Default for ManagerConfig {
             concurrent_deployment_syncs: 5,
             concurrent_replicaset_syncs: 5,
             concurrent_namespace_syncs: 10,
+            concurrent_gc_syncs: 20,
         }
     }
 }
@@ -77,6 +80,12 @@ const CONTROLLERS: &[Descriptor] = &[
         disabled_by_default: false,
         start: start_namespace,
     },
+    Descriptor {
+        name: "garbage-collector-controller",
+        aliases: &["garbagecollector"],
+        disabled_by_default: false,
+        start: start_garbage_collector,
+    },
 ];
 
 fn start_deployment(c: Context) -> BoxFuture<'static, Result<()>> {
@@ -99,6 +108,14 @@ fn start_namespace(c: Context) -> BoxFuture<'static, Result<()>> {
     Box::pin(crate::namespace::run(
         c.client,
         c.config.concurrent_namespace_syncs,
+        c.leading,
+    ))
+}
+
+fn start_garbage_collector(c: Context) -> BoxFuture<'static, Result<()>> {
+    Box::pin(crate::gc::run(
+        c.client,
+        c.config.concurrent_gc_syncs,
         c.leading,
     ))
 }
@@ -306,7 +323,8 @@ mod tests {
             [
                 "deployment-controller",
                 "replicaset-controller",
-                "namespace-controller"
+                "namespace-controller",
+                "garbage-collector-controller"
             ]
         );
         let all = enabled_controllers(&ManagerConfig::default().controllers).expect("valid");
@@ -315,15 +333,21 @@ mod tests {
             [
                 "deployment-controller",
                 "replicaset-controller",
-                "namespace-controller"
+                "namespace-controller",
+                "garbage-collector-controller"
             ]
         );
-        let only_rs =
-            enabled_controllers(&flags(&["*", "-deployment", "-namespace"])).expect("valid");
+        let only_rs = enabled_controllers(&flags(&[
+            "*",
+            "-deployment",
+            "-namespace",
+            "-garbagecollector",
+        ]))
+        .expect("valid");
         assert_eq!(only_rs, ["replicaset-controller"]);
         let only_ns = enabled_controllers(&flags(&["namespace"])).expect("valid");
         assert_eq!(only_ns, ["namespace-controller"]);
-        assert!(enabled_controllers(&flags(&["garbagecollector"])).is_err());
+        assert!(enabled_controllers(&flags(&["bogus"])).is_err());
     }
 
     #[test]
@@ -332,6 +356,22 @@ mod tests {
         assert_eq!(c.controllers, ["*"]);
         assert_eq!(c.concurrent_deployment_syncs, 5);
         assert_eq!(c.concurrent_replicaset_syncs, 5);
-        assert_eq!(c.concurrent_namespace_syncs, 10);
+        assert_eq!(c.concurrent_gc_syncs, 20);
+    }
+
+    #[test]
+    fn the_garbage_collector_is_known_by_its_name_and_alias() {
+        assert!(known_controllers().contains(&"garbage-collector-controller"));
+        let all = enabled_controllers(&ManagerConfig::default().controllers).expect("valid");
+        assert!(
+            all.contains(&"garbage-collector-controller"),
+            "on by default"
+        );
+        assert_eq!(
+            enabled_controllers(&flags(&["garbagecollector"])).expect("valid"),
+            ["garbage-collector-controller"]
+        );
+        let without = enabled_controllers(&flags(&["*", "-garbagecollector"])).expect("valid");
+        assert!(!without.contains(&"garbage-collector-controller"));
     }
 }

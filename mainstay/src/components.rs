@@ -88,6 +88,9 @@ pub struct ControllerManagerArgs {
     /// Namespaces being deleted that are emptied at once.
     #[arg(long, default_value_t = 10)]
     concurrent_namespace_syncs: usize,
+    /// Garbage collector workers per queue.
+    #[arg(long, default_value_t = 20)]
+    concurrent_gc_syncs: usize,
 }
 
 #[derive(Args)]
@@ -249,6 +252,7 @@ pub async fn controller_manager(args: ControllerManagerArgs) -> anyhow::Result<(
         concurrent_deployment_syncs: args.concurrent_deployment_syncs,
         concurrent_replicaset_syncs: args.concurrent_replicaset_syncs,
         concurrent_namespace_syncs: args.concurrent_namespace_syncs,
+        concurrent_gc_syncs: args.concurrent_gc_syncs,
     };
     let c = client.clone();
     elected(

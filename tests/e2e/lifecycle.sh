@@ -119,6 +119,40 @@ until_eq "huge stays Pending, Unschedulable" "Unschedulable" 30 \
 match "describe pod: FailedScheduling event" 'Warning +FailedScheduling +.*default-scheduler +0/[0-9]+ nodes are available: [0-9]+ Insufficient cpu\.' \
     "${KN[@]}" describe pod huge
 
+# ------------------------------------------------------------- garbage collection
+eq "delete deployment (cascade background)" 'deployment.apps "web" deleted' "${KN[@]}" delete deployment web
+until_eq "its ReplicaSets are collected" "0" 30 sh -c \
+    "kubectl -n $NS get rs -l app=web --no-headers 2>/dev/null | wc -l | tr -d ' '"
+until_eq "its pods are collected" "0" 60 sh -c \
+    "kubectl -n $NS get pods -l app=web --no-headers 2>/dev/null | wc -l | tr -d ' '"
+
+# kubectl waits for a foreground deletion: when it returns, the ReplicaSet and pods are gone.
+eq "create deployment fg" "deployment.apps/fg created" \
+    "${KN[@]}" create deployment fg --image=nginx:1.25 --replicas=2
+match "rollout status fg" '^deployment "fg" successfully rolled out$' \
+    "${KN[@]}" rollout status deployment/fg --timeout=60s
+eq "delete --cascade=foreground" 'deployment.apps "fg" deleted' \
+    "${KN[@]}" delete deployment fg --cascade=foreground --timeout=60s
+eq "no ReplicaSet of fg left" "0" sh -c \
+    "kubectl -n $NS get rs -l app=fg --no-headers 2>/dev/null | wc -l | tr -d ' '"
+eq "no pod of fg left" "0" sh -c \
+    "kubectl -n $NS get pods -l app=fg --no-headers 2>/dev/null | wc -l | tr -d ' '"
+
+# --cascade=orphan: the ReplicaSet and its pods stay, the ReplicaSet without its owner.
+eq "create deployment orph" "deployment.apps/orph created" \
+    "${KN[@]}" create deployment orph --image=nginx:1.25 --replicas=2
+match "rollout status orph" '^deployment "orph" successfully rolled out$' \
+    "${KN[@]}" rollout status deployment/orph --timeout=60s
+eq "delete --cascade=orphan" 'deployment.apps "orph" deleted' \
+    "${KN[@]}" delete deployment orph --cascade=orphan --timeout=60s
+eq "the ReplicaSet of orph stays" "1" sh -c \
+    "kubectl -n $NS get rs -l app=orph --no-headers 2>/dev/null | wc -l | tr -d ' '"
+eq "without owner references" "" \
+    "${KN[@]}" get rs -l app=orph -o 'jsonpath={.items[*].metadata.ownerReferences[*].name}'
+sleep 2
+eq "the pods of orph stay" "2" sh -c \
+    "kubectl -n $NS get pods -l app=orph --no-headers 2>/dev/null | wc -l | tr -d ' '"
+
 # ------------------------------------------------------------- namespace deletion
 # The namespace controller deletes everything (the Deployment's pods through their nodes'
 # graceful termination), finalizes the namespace, and the apiserver removes it.
