@@ -129,12 +129,12 @@ fn concurrency_policies() {
     });
     let now = t("2024-05-01T10:01:10Z");
     // Allow: another one.
-    let p = plan(&cj, &[running.clone()], now);
+    let p = plan(&cj, std::slice::from_ref(&running), now);
     assert!(p.create.is_some());
     assert!(p.delete.is_empty());
     // Forbid: none, with an Event.
     cj.spec.as_mut().expect("spec").concurrency_policy = Some("Forbid".into());
-    let p = plan(&cj, &[running.clone()], now);
+    let p = plan(&cj, std::slice::from_ref(&running), now);
     assert!(p.create.is_none());
     assert_eq!(p.events.last().map(|e| e.reason), Some("JobAlreadyActive"));
     // Replace: the running one goes, a new one comes.

@@ -179,14 +179,13 @@ pub fn endpoint_labels(svc: &Service) -> BTreeMap<String, String> {
 /// their ports, so that equal contents compare equal.
 fn repack(entries: Vec<(EndpointAddress, Vec<EndpointPort>, bool)>) -> Vec<EndpointSubset> {
     type PortKey = Vec<(String, i32, String)>;
-    let mut by_ports: BTreeMap<
-        PortKey,
-        (
-            Vec<EndpointPort>,
-            Vec<EndpointAddress>,
-            Vec<EndpointAddress>,
-        ),
-    > = BTreeMap::new();
+    /// The ports, the ready and the not-ready addresses.
+    type Group = (
+        Vec<EndpointPort>,
+        Vec<EndpointAddress>,
+        Vec<EndpointAddress>,
+    );
+    let mut by_ports: BTreeMap<PortKey, Group> = BTreeMap::new();
     for (addr, mut ports, ready) in entries {
         ports.sort_by(|a, b| (&a.name, a.port).cmp(&(&b.name, b.port)));
         let key = ports
