@@ -150,7 +150,8 @@ pub fn completion_index(pod: &Pod) -> Option<i32> {
 }
 
 /// When the pod finished (kube's `getFinishedTime`): the last container's finishedAt, else the
-/// deletion timestamp, else `None`.
+/// deletion timestamp, else the Ready condition's last transition, else its start or creation
+/// — always a time read from the pod, so that the backoff it starts does not move.
 fn finished_at(pod: &Pod) -> Option<DateTime<Utc>> {
     let containers = pod
         .status
@@ -161,7 +162,15 @@ fn finished_at(pod: &Pod) -> Option<DateTime<Utc>> {
         .filter_map(|c| c.state.as_ref()?.terminated.as_ref()?.finished_at.as_ref())
         .map(|t| t.0)
         .max();
-    containers.or_else(|| pod.metadata.deletion_timestamp.as_ref().map(|t| t.0))
+    containers
+        .or_else(|| pod.metadata.deletion_timestamp.as_ref().map(|t| t.0))
+        .or_else(|| {
+            crate::util::pod::ready_condition(pod)
+                .and_then(|c| c.last_transition_time.as_ref())
+                .map(|t| t.0)
+        })
+        .or_else(|| pod.status.as_ref()?.start_time.as_ref().map(|t| t.0))
+        .or_else(|| pod.metadata.creation_timestamp.as_ref().map(|t| t.0))
 }
 
 /// Sets of completion indexes as kube writes them in `status.completedIndexes`: "1,3-5,7".
