@@ -196,3 +196,52 @@ impl Reconcile for Controller {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::endpoint::desired::tests::{pod, svc};
+    use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+    use kube::runtime::watcher::Event;
+
+    #[test]
+    fn pod_changes_wake_the_services_selecting_the_pod_before_or_after() {
+        let services = Cache::<Service>::new();
+        services.apply(Event::Apply(svc(
+            "web",
+            &[("http", 80, IntOrString::Int(80))],
+        )));
+        let mut db = svc("db", &[]);
+        db.spec.as_mut().expect("spec").selector =
+            Some([("app".to_string(), "db".to_string())].into());
+        services.apply(Event::Apply(db));
+        let web_pod = Arc::new(pod("a", "10.0.0.1", true));
+        assert_eq!(
+            services_for_pod(&services, &Change::Added(web_pod.clone())),
+            ["ns/web"]
+        );
+        // Relabelled from web to db: both hear of it.
+        let mut db_pod = pod("a", "10.0.0.1", true);
+        db_pod.metadata.labels = Some([("app".to_string(), "db".to_string())].into());
+        db_pod.metadata.resource_version = Some("2".into());
+        let mut keys = services_for_pod(
+            &services,
+            &Change::Updated {
+                old: web_pod,
+                new: Arc::new(db_pod.clone()),
+            },
+        );
+        keys.sort();
+        assert_eq!(keys, ["ns/db", "ns/web"]);
+        // A re-list showing the same version wakes nobody.
+        let same = Arc::new(db_pod);
+        assert!(services_for_pod(
+            &services,
+            &Change::Updated {
+                old: same.clone(),
+                new: same
+            }
+        )
+        .is_empty());
+    }
+}

@@ -367,3 +367,38 @@ impl Reconcile for Controller {
         Ok(requeue)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+
+    fn owned(kind: &str, api_version: &str, controller: bool) -> Pod {
+        Pod {
+            metadata: ObjectMeta {
+                namespace: Some("ns".into()),
+                owner_references: Some(vec![OwnerReference {
+                    api_version: api_version.into(),
+                    kind: kind.into(),
+                    name: "pi".into(),
+                    uid: "u".into(),
+                    controller: Some(controller),
+                    block_owner_deletion: None,
+                }]),
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn pods_map_to_the_job_controlling_them() {
+        assert_eq!(
+            job_key_of(&owned("Job", "batch/v1", true)).as_deref(),
+            Some("ns/pi")
+        );
+        assert_eq!(job_key_of(&owned("Job", "batch/v1", false)), None);
+        assert_eq!(job_key_of(&owned("ReplicaSet", "apps/v1", true)), None);
+        assert_eq!(job_key_of(&Pod::default()), None);
+    }
+}
