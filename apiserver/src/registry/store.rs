@@ -115,6 +115,7 @@ pub fn prepare_new(
         }
     }
     strategy::initial_status(t.r, &mut obj);
+    strategy::prepare_for_create(t.r, &mut obj);
     let obj = finish_object(t, obj, validation, warnings)?;
     let name = meta::meta_str(&obj, "name").unwrap_or("").to_string();
     if !validation::path_segment_ok(&name) {
@@ -235,6 +236,9 @@ where
         strategy::check_uid_unchanged(t, &current.object, &new)?;
         strategy::carry_over(t, &current.object, &mut new, status_write);
         let mut new = finish_object(t, new, opts.validation, warnings)?;
+        if !status_write {
+            strategy::validate_update(t, &current.object, &new)?;
+        }
         // Addresses the client's object names; any others are allocated here.
         let requested = service::reservations(app.storage.prefix(), t.r, &new);
         if t.r.is_service() && !status_write {
