@@ -220,6 +220,54 @@ pub const RESOURCES: &[ResourceInfo] = &[
         subresources: &[],
         storage_segment: "leases",
     },
+    ResourceInfo {
+        group: "batch",
+        version: "v1",
+        kind: "Job",
+        plural: "jobs",
+        singular: "job",
+        namespaced: true,
+        short_names: &[],
+        categories: &["all"],
+        subresources: &[Subresource::Status],
+        storage_segment: "jobs",
+    },
+    ResourceInfo {
+        group: "batch",
+        version: "v1",
+        kind: "CronJob",
+        plural: "cronjobs",
+        singular: "cronjob",
+        namespaced: true,
+        short_names: &["cj"],
+        categories: &["all"],
+        subresources: &[Subresource::Status],
+        storage_segment: "cronjobs",
+    },
+    ResourceInfo {
+        group: "",
+        version: "v1",
+        kind: "ServiceAccount",
+        plural: "serviceaccounts",
+        singular: "serviceaccount",
+        namespaced: true,
+        short_names: &["sa"],
+        categories: &[],
+        subresources: &[],
+        storage_segment: "serviceaccounts",
+    },
+    ResourceInfo {
+        group: "discovery.k8s.io",
+        version: "v1",
+        kind: "EndpointSlice",
+        plural: "endpointslices",
+        singular: "endpointslice",
+        namespaced: true,
+        short_names: &[],
+        categories: &[],
+        subresources: &[],
+        storage_segment: "endpointslices",
+    },
 ];
 
 /// The resource served at `group`/`version` under `plural`.
@@ -237,6 +285,19 @@ pub fn find_kind(api_version: &str, kind: &str) -> Option<&'static ResourceInfo>
         .find(|r| r.kind == kind && r.api_version() == api_version)
 }
 
+/// kube-apiserver's discovery order of the groups (its `apiVersionPriorities`, highest first);
+/// a group not listed here comes after these, in the order of [`RESOURCES`].
+const GROUP_ORDER: &[&str] = &[
+    "",
+    "apps",
+    "events.k8s.io",
+    "autoscaling",
+    "batch",
+    "policy",
+    "coordination.k8s.io",
+    "discovery.k8s.io",
+];
+
 /// Group-versions served, core first, in discovery order.
 pub fn group_versions() -> Vec<(&'static str, &'static str)> {
     let mut out: Vec<(&'static str, &'static str)> = Vec::new();
@@ -245,5 +306,12 @@ pub fn group_versions() -> Vec<(&'static str, &'static str)> {
             out.push((r.group, r.version));
         }
     }
+    let rank = |g: &str| {
+        GROUP_ORDER
+            .iter()
+            .position(|o| *o == g)
+            .unwrap_or(GROUP_ORDER.len())
+    };
+    out.sort_by_key(|(g, _)| rank(g));
     out
 }

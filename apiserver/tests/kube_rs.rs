@@ -1366,3 +1366,284 @@ async fn service_addresses_are_unique_across_replicas() {
         "{e:?}"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// The workload kinds: Jobs, CronJobs, ServiceAccounts, EndpointSlices, DaemonSets, StatefulSets,
+// ControllerRevisions, ReplicationControllers
+// ---------------------------------------------------------------------------------------------
+
+fn job(name: &str) -> k8s_openapi::api::batch::v1::Job {
+    serde_json::from_value(json!({
+        "apiVersion": "batch/v1", "kind": "Job",
+        "metadata": {"name": name},
+        "spec": {"template": {"spec": {
+            "restartPolicy": "Never",
+            "containers": [{"name": "pi", "image": "perl:5.34"}],
+        }}},
+    }))
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_generate_their_selector_and_keep_their_template() {
+    use k8s_openapi::api::batch::v1::Job;
+    let env = Env::start().await;
+    let jobs: Api<Job> = Api::default_namespaced(env.client.clone());
+    let pp = PostParams::default();
+
+    let j = jobs.create(&pp, &job("pi")).await.unwrap();
+    let uid = j.metadata.uid.clone().unwrap();
+    let spec = j.spec.clone().unwrap();
+    let want = BTreeMap::from([
+        (
+            "batch.kubernetes.io/controller-uid".to_string(),
+            uid.clone(),
+        ),
+        ("batch.kubernetes.io/job-name".to_string(), "pi".to_string()),
+        ("controller-uid".to_string(), uid.clone()),
+        ("job-name".to_string(), "pi".to_string()),
+    ]);
+    assert_eq!(
+        spec.selector.as_ref().unwrap().match_labels,
+        Some(BTreeMap::from([(
+            "batch.kubernetes.io/controller-uid".to_string(),
+            uid.clone()
+        )]))
+    );
+    assert_eq!(
+        spec.template.metadata.as_ref().unwrap().labels,
+        Some(want.clone())
+    );
+    assert_eq!(j.metadata.labels, Some(want));
+    assert_eq!(
+        (
+            spec.completions,
+            spec.parallelism,
+            spec.backoff_limit,
+            spec.completion_mode.as_deref(),
+            spec.suspend,
+            spec.manual_selector
+        ),
+        (
+            Some(1),
+            Some(1),
+            Some(6),
+            Some("NonIndexed"),
+            Some(false),
+            Some(false)
+        )
+    );
+    assert_eq!(j.metadata.generation, Some(1));
+
+    // The status subresource writes only the status.
+    let st = jobs
+        .patch_status(
+            "pi",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"parallelism": 5}, "status": {"active": 1,
+                "startTime": "2024-01-01T00:00:00Z"}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(st.status.as_ref().unwrap().active, Some(1));
+    assert_eq!(st.spec.as_ref().unwrap().parallelism, Some(1));
+
+    // Parallelism and suspend may change (a new generation); the template may not.
+    let j = jobs
+        .patch(
+            "pi",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"parallelism": 2, "suspend": true}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(j.spec.as_ref().unwrap().parallelism, Some(2));
+    assert_eq!(j.metadata.generation, Some(2));
+    let e = api_error(
+        jobs.patch(
+            "pi",
+            &PatchParams::default(),
+            &Patch::Strategic(json!({"spec": {"template": {"spec": {"containers": [
+                {"name": "pi", "image": "perl:5.36"}]}}}})),
+        )
+        .await,
+    );
+    assert_eq!((e.code, e.reason.as_str()), (422, "Invalid"), "{e:?}");
+    assert!(
+        e.message.contains("spec.template: Invalid value"),
+        "{}",
+        e.message
+    );
+    assert!(e.message.contains("field is immutable"), "{}", e.message);
+
+    // A manual selector must be given, and a job's pods must restart OnFailure or Never.
+    let mut manual = job("manual");
+    manual.spec.as_mut().unwrap().manual_selector = Some(true);
+    let e = api_error(jobs.create(&pp, &manual).await);
+    assert_eq!(e.code, 422, "{e:?}");
+    assert!(
+        e.message.contains("spec.selector: Required value"),
+        "{}",
+        e.message
+    );
+    let mut always = job("always");
+    always
+        .spec
+        .as_mut()
+        .unwrap()
+        .template
+        .spec
+        .as_mut()
+        .unwrap()
+        .restart_policy = Some("Always".into());
+    let e = api_error(jobs.create(&pp, &always).await);
+    assert!(
+        e.message.contains(
+            "spec.template.spec.restartPolicy: Unsupported value: \"Always\": supported values: \"OnFailure\", \"Never\""
+        ),
+        "{}",
+        e.message
+    );
+
+    // status.successful is a field selector of jobs.
+    let listed = jobs
+        .list(&ListParams::default().fields("status.successful=0"))
+        .await
+        .unwrap();
+    assert_eq!(names(&listed.items), vec!["pi"]);
+
+    jobs.delete("pi", &DeleteParams::default()).await.unwrap();
+    eventually("job deleted", || async {
+        jobs.get_opt("pi").await.unwrap().is_none().then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cronjobs_service_accounts_and_endpoint_slices() {
+    use k8s_openapi::api::batch::v1::CronJob;
+    use k8s_openapi::api::core::v1::ServiceAccount;
+    use k8s_openapi::api::discovery::v1::EndpointSlice;
+    let env = Env::start().await;
+    let pp = PostParams::default();
+
+    let cjs: Api<CronJob> = Api::default_namespaced(env.client.clone());
+    let cronjob = |schedule: &str| -> CronJob {
+        serde_json::from_value(json!({
+            "metadata": {"name": "hello"},
+            "spec": {"schedule": schedule, "jobTemplate": {"spec": {"template": {"spec": {
+                "restartPolicy": "OnFailure",
+                "containers": [{"name": "c", "image": "busybox:1.36"}]}}}}},
+        }))
+        .unwrap()
+    };
+    let e = api_error(cjs.create(&pp, &cronjob("61 * * * *")).await);
+    assert_eq!(e.code, 422, "{e:?}");
+    assert!(
+        e.message
+            .contains("spec.schedule: Invalid value: \"61 * * * *\": end of range (61) above maximum (59): 61"),
+        "{}",
+        e.message
+    );
+    let cj = cjs.create(&pp, &cronjob("*/5 * * * *")).await.unwrap();
+    let spec = cj.spec.unwrap();
+    assert_eq!(spec.concurrency_policy.as_deref(), Some("Allow"));
+    assert_eq!(spec.suspend, Some(false));
+    assert_eq!(spec.successful_jobs_history_limit, Some(3));
+    assert_eq!(spec.failed_jobs_history_limit, Some(1));
+    let st = cjs
+        .patch_status(
+            "hello",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"lastScheduleTime": "2024-01-01T00:05:00Z"}})),
+        )
+        .await
+        .unwrap();
+    assert!(st.status.unwrap().last_schedule_time.is_some());
+    let cj = cjs
+        .patch(
+            "hello",
+            &PatchParams::apply("test").force(),
+            &Patch::Apply(json!({"apiVersion": "batch/v1", "kind": "CronJob",
+                "metadata": {"name": "hello"}, "spec": {"suspend": true}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(cj.spec.as_ref().unwrap().suspend, Some(true));
+    assert_eq!(cj.spec.unwrap().schedule, "*/5 * * * *");
+
+    let sas: Api<ServiceAccount> = Api::default_namespaced(env.client.clone());
+    let sa: ServiceAccount = serde_json::from_value(
+        json!({"metadata": {"name": "robot"}, "automountServiceAccountToken": false}),
+    )
+    .unwrap();
+    sas.create(&pp, &sa).await.unwrap();
+    let got = sas.get("robot").await.unwrap();
+    assert_eq!(got.automount_service_account_token, Some(false));
+    let patched = sas
+        .patch(
+            "robot",
+            &PatchParams::default(),
+            &Patch::Strategic(json!({"imagePullSecrets": [{"name": "regcred"}]})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(patched.image_pull_secrets.unwrap()[0].name, "regcred");
+    sas.delete("robot", &DeleteParams::default()).await.unwrap();
+    assert!(sas.get_opt("robot").await.unwrap().is_none());
+
+    let slices: Api<EndpointSlice> = Api::default_namespaced(env.client.clone());
+    let slice = |address_type: &str, address: &str| -> EndpointSlice {
+        serde_json::from_value(json!({
+            "metadata": {"name": "web-1", "labels": {"kubernetes.io/service-name": "web"}},
+            "addressType": address_type,
+            "endpoints": [{"addresses": [address], "conditions": {"ready": true}}],
+            "ports": [{"port": 80}],
+        }))
+        .unwrap()
+    };
+    let e = api_error(slices.create(&pp, &slice("IPv4", "not-an-ip")).await);
+    assert_eq!(e.code, 422, "{e:?}");
+    assert!(
+        e.message.contains(
+            "endpoints[0].addresses[0]: Invalid value: \"not-an-ip\": must be a valid IPv4 address"
+        ),
+        "{}",
+        e.message
+    );
+    let s = slices
+        .create(&pp, &slice("IPv4", "10.0.0.1"))
+        .await
+        .unwrap();
+    let port = &s.ports.unwrap()[0];
+    assert_eq!(
+        (port.name.as_deref(), port.protocol.as_deref()),
+        (Some(""), Some("TCP"))
+    );
+    let listed = slices
+        .list(&ListParams::default().labels("kubernetes.io/service-name=web"))
+        .await
+        .unwrap();
+    assert_eq!(names(&listed.items), vec!["web-1"]);
+    let e = api_error(
+        slices
+            .patch(
+                "web-1",
+                &PatchParams::default(),
+                &Patch::Merge(
+                    json!({"addressType": "IPv6", "endpoints": [{"addresses": ["::1"]}]}),
+                ),
+            )
+            .await,
+    );
+    assert!(
+        e.message
+            .contains("addressType: Invalid value: \"IPv6\": field is immutable"),
+        "{}",
+        e.message
+    );
+    slices
+        .delete("web-1", &DeleteParams::default())
+        .await
+        .unwrap();
+}

@@ -1,6 +1,7 @@
 //! `mainstay-controllers`: Mainstay's kube-controller-manager — the controllers of
-//! `pkg/controller` (ReplicaSet, Deployment, Namespace and the garbage collector so far) and the
-//! manager that runs the ones `--controllers` enables for one term of leadership.
+//! `pkg/controller` (ReplicaSet, Deployment, Namespace, the garbage collector, Job, CronJob,
+//! TTL-after-finished, ServiceAccount, Endpoints and EndpointSlice) and the manager that runs
+//! the ones `--controllers` enables for one term of leadership.
 //!
 //! **Owns:** the manager's descriptor table and `--controllers` semantics ([`manager`]); per
 //! controller, the pure decisions in a `sync` module (which pods to create, delete, adopt or
@@ -8,7 +9,7 @@
 //! without sockets or sleeps) apart from the thin I/O that watches objects into caches, queues
 //! keys and performs the writes (the garbage collector's pure part is its dependency graph and
 //! per-item decisions, [`gc`]); the shared watch cache, work queue and pod predicates
-//! ([`util`]).
+//! ([`util`]); the watch-and-worker loop the workload controllers share ([`runner`]).
 //!
 //! **Reaches the cluster only through the Kubernetes API** (kube-rs), like kube's own
 //! controllers; each write is preceded by `Leading::ensure()`.
@@ -16,12 +17,19 @@
 //! **Must not depend on:** the apiserver, store, raft, server, proto, etcd-client, scheduler or
 //! nodesim crates — no `mainstay-*` crate but `mainstay-component`.
 
+pub mod cronjob;
 pub mod deployment;
+pub mod endpoint;
+pub mod endpointslice;
 pub mod error;
 pub mod gc;
+pub mod job;
 pub mod manager;
 pub mod namespace;
 pub mod replicaset;
+pub mod runner;
+pub mod serviceaccount;
+pub mod ttlafterfinished;
 pub mod util;
 
 pub use error::{Error, Result};

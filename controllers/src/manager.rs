@@ -28,6 +28,20 @@ pub struct ManagerConfig {
     pub concurrent_namespace_syncs: usize,
     /// `--concurrent-gc-syncs` (default 20): workers per garbage collector queue.
     pub concurrent_gc_syncs: usize,
+    /// `--concurrent-job-syncs` (default 5).
+    pub concurrent_job_syncs: usize,
+    /// `--concurrent-cron-job-syncs` (default 5).
+    pub concurrent_cron_job_syncs: usize,
+    /// `--concurrent-ttl-after-finished-syncs` (default 5).
+    pub concurrent_ttl_after_finished_syncs: usize,
+    /// `--concurrent-serviceaccount-syncs` (default 5).
+    pub concurrent_serviceaccount_syncs: usize,
+    /// `--concurrent-endpoint-syncs` (default 5).
+    pub concurrent_endpoint_syncs: usize,
+    /// `--concurrent-service-endpoint-syncs` (default 5): the EndpointSlice controller.
+    pub concurrent_service_endpoint_syncs: usize,
+    /// `--max-endpoints-per-slice` (default 100, at most 1000).
+    pub max_endpoints_per_slice: usize,
 }
 
 impl Default for ManagerConfig {
@@ -38,6 +52,13 @@ impl Default for ManagerConfig {
             concurrent_replicaset_syncs: 5,
             concurrent_namespace_syncs: 10,
             concurrent_gc_syncs: 20,
+            concurrent_job_syncs: 5,
+            concurrent_cron_job_syncs: 5,
+            concurrent_ttl_after_finished_syncs: 5,
+            concurrent_serviceaccount_syncs: 5,
+            concurrent_endpoint_syncs: 5,
+            concurrent_service_endpoint_syncs: 5,
+            max_endpoints_per_slice: 100,
         }
     }
 }
@@ -86,6 +107,42 @@ const CONTROLLERS: &[Descriptor] = &[
         disabled_by_default: false,
         start: start_garbage_collector,
     },
+    Descriptor {
+        name: "job-controller",
+        aliases: &["job"],
+        disabled_by_default: false,
+        start: start_job,
+    },
+    Descriptor {
+        name: "cronjob-controller",
+        aliases: &["cronjob"],
+        disabled_by_default: false,
+        start: start_cronjob,
+    },
+    Descriptor {
+        name: "ttl-after-finished-controller",
+        aliases: &["ttl-after-finished"],
+        disabled_by_default: false,
+        start: start_ttl_after_finished,
+    },
+    Descriptor {
+        name: "serviceaccount-controller",
+        aliases: &["serviceaccount"],
+        disabled_by_default: false,
+        start: start_serviceaccount,
+    },
+    Descriptor {
+        name: "endpoints-controller",
+        aliases: &["endpoint"],
+        disabled_by_default: false,
+        start: start_endpoints,
+    },
+    Descriptor {
+        name: "endpointslice-controller",
+        aliases: &["endpointslice"],
+        disabled_by_default: false,
+        start: start_endpointslice,
+    },
 ];
 
 fn start_deployment(c: Context) -> BoxFuture<'static, Result<()>> {
@@ -116,6 +173,55 @@ fn start_garbage_collector(c: Context) -> BoxFuture<'static, Result<()>> {
     Box::pin(crate::gc::run(
         c.client,
         c.config.concurrent_gc_syncs,
+        c.leading,
+    ))
+}
+
+fn start_job(c: Context) -> BoxFuture<'static, Result<()>> {
+    Box::pin(crate::job::run(
+        c.client,
+        c.config.concurrent_job_syncs,
+        c.leading,
+    ))
+}
+
+fn start_cronjob(c: Context) -> BoxFuture<'static, Result<()>> {
+    Box::pin(crate::cronjob::run(
+        c.client,
+        c.config.concurrent_cron_job_syncs,
+        c.leading,
+    ))
+}
+
+fn start_ttl_after_finished(c: Context) -> BoxFuture<'static, Result<()>> {
+    Box::pin(crate::ttlafterfinished::run(
+        c.client,
+        c.config.concurrent_ttl_after_finished_syncs,
+        c.leading,
+    ))
+}
+
+fn start_serviceaccount(c: Context) -> BoxFuture<'static, Result<()>> {
+    Box::pin(crate::serviceaccount::run(
+        c.client,
+        c.config.concurrent_serviceaccount_syncs,
+        c.leading,
+    ))
+}
+
+fn start_endpoints(c: Context) -> BoxFuture<'static, Result<()>> {
+    Box::pin(crate::endpoint::run(
+        c.client,
+        c.config.concurrent_endpoint_syncs,
+        c.leading,
+    ))
+}
+
+fn start_endpointslice(c: Context) -> BoxFuture<'static, Result<()>> {
+    Box::pin(crate::endpointslice::run(
+        c.client,
+        c.config.concurrent_service_endpoint_syncs,
+        c.config.max_endpoints_per_slice,
         c.leading,
     ))
 }
@@ -319,35 +425,50 @@ mod tests {
     #[test]
     fn the_real_table_knows_deployment_and_replicaset() {
         assert_eq!(
-            known_controllers(),
-            [
-                "deployment-controller",
-                "replicaset-controller",
-                "namespace-controller",
-                "garbage-collector-controller"
-            ]
+            &known_controllers()[..2],
+            ["deployment-controller", "replicaset-controller"]
         );
         let all = enabled_controllers(&ManagerConfig::default().controllers).expect("valid");
-        assert_eq!(
-            all,
-            [
-                "deployment-controller",
-                "replicaset-controller",
-                "namespace-controller",
-                "garbage-collector-controller"
-            ]
-        );
-        let only_rs = enabled_controllers(&flags(&[
-            "*",
-            "-deployment",
-            "-namespace",
-            "-garbagecollector",
-        ]))
-        .expect("valid");
+        assert_eq!(all, known_controllers(), "all are on by default");
+        let only_rs = enabled_controllers(&flags(&["replicaset"])).expect("valid");
         assert_eq!(only_rs, ["replicaset-controller"]);
         let only_ns = enabled_controllers(&flags(&["namespace"])).expect("valid");
         assert_eq!(only_ns, ["namespace-controller"]);
         assert!(enabled_controllers(&flags(&["bogus"])).is_err());
+    }
+
+    #[test]
+    fn the_workload_controllers_answer_to_kubes_names_and_aliases() {
+        for (alias, name) in [
+            ("job", "job-controller"),
+            ("cronjob", "cronjob-controller"),
+            ("ttl-after-finished", "ttl-after-finished-controller"),
+            ("serviceaccount", "serviceaccount-controller"),
+            ("endpoint", "endpoints-controller"),
+            ("endpointslice", "endpointslice-controller"),
+            ("namespace", "namespace-controller"),
+            ("garbagecollector", "garbage-collector-controller"),
+        ] {
+            assert_eq!(
+                enabled_controllers(&flags(&[alias])).expect("alias"),
+                [name]
+            );
+            assert_eq!(enabled_controllers(&flags(&[name])).expect("name"), [name]);
+            assert!(enabled_controllers(&flags(&["*", &format!("-{alias}")]))
+                .expect("valid")
+                .iter()
+                .all(|n| *n != name));
+        }
+        let c = ManagerConfig::default();
+        assert_eq!(
+            (
+                c.concurrent_job_syncs,
+                c.concurrent_cron_job_syncs,
+                c.concurrent_endpoint_syncs
+            ),
+            (5, 5, 5)
+        );
+        assert_eq!(c.max_endpoints_per_slice, 100);
     }
 
     #[test]

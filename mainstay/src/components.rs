@@ -91,6 +91,27 @@ pub struct ControllerManagerArgs {
     /// Garbage collector workers per queue.
     #[arg(long, default_value_t = 20)]
     concurrent_gc_syncs: usize,
+    /// Jobs synced at once.
+    #[arg(long, default_value_t = 5)]
+    concurrent_job_syncs: usize,
+    /// CronJobs synced at once.
+    #[arg(long, default_value_t = 5)]
+    concurrent_cron_job_syncs: usize,
+    /// Finished Jobs checked for their TTL at once.
+    #[arg(long, default_value_t = 5)]
+    concurrent_ttl_after_finished_syncs: usize,
+    /// Namespaces given their ServiceAccounts at once.
+    #[arg(long, default_value_t = 5)]
+    concurrent_serviceaccount_syncs: usize,
+    /// Services' Endpoints synced at once.
+    #[arg(long, default_value_t = 5)]
+    concurrent_endpoint_syncs: usize,
+    /// Services' EndpointSlices synced at once.
+    #[arg(long, default_value_t = 5)]
+    concurrent_service_endpoint_syncs: usize,
+    /// Endpoints per EndpointSlice at most (1 to 1000).
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    max_endpoints_per_slice: u16,
 }
 
 #[derive(Args)]
@@ -253,6 +274,13 @@ pub async fn controller_manager(args: ControllerManagerArgs) -> anyhow::Result<(
         concurrent_replicaset_syncs: args.concurrent_replicaset_syncs,
         concurrent_namespace_syncs: args.concurrent_namespace_syncs,
         concurrent_gc_syncs: args.concurrent_gc_syncs,
+        concurrent_job_syncs: args.concurrent_job_syncs,
+        concurrent_cron_job_syncs: args.concurrent_cron_job_syncs,
+        concurrent_ttl_after_finished_syncs: args.concurrent_ttl_after_finished_syncs,
+        concurrent_serviceaccount_syncs: args.concurrent_serviceaccount_syncs,
+        concurrent_endpoint_syncs: args.concurrent_endpoint_syncs,
+        concurrent_service_endpoint_syncs: args.concurrent_service_endpoint_syncs,
+        max_endpoints_per_slice: usize::from(args.max_endpoints_per_slice),
     };
     let c = client.clone();
     elected(

@@ -422,7 +422,10 @@ mod tests {
             .flatten()
             .filter_map(|g| g["name"].as_str())
             .collect();
-        assert_eq!(names, ["apps", "coordination.k8s.io"]);
+        assert_eq!(
+            names,
+            ["apps", "batch", "coordination.k8s.io", "discovery.k8s.io"]
+        );
         assert_eq!(
             v["groups"][0]["preferredVersion"],
             json!({"groupVersion": "apps/v1", "version": "v1"})
@@ -433,7 +436,8 @@ mod tests {
             Some(json!("APIGroup"))
         );
         assert!(api_group("").is_none());
-        assert!(api_group("batch").is_none());
+        assert!(api_group("batch").is_some());
+        assert!(api_group("storage.k8s.io").is_none());
     }
 
     #[test]
@@ -536,7 +540,10 @@ mod tests {
             .flatten()
             .filter_map(|i| i["metadata"]["name"].as_str())
             .collect();
-        assert_eq!(groups, ["apps", "coordination.k8s.io"]);
+        assert_eq!(
+            groups,
+            ["apps", "batch", "coordination.k8s.io", "discovery.k8s.io"]
+        );
         let deploy = apis["items"][0]["versions"][0]["resources"]
             .as_array()
             .into_iter()

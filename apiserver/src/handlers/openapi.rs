@@ -19,6 +19,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
 
 use k8s_openapi::api::{apps::v1 as apps, autoscaling::v1 as autoscaling};
+use k8s_openapi::api::{batch::v1 as batch, discovery::v1 as discovery};
 use k8s_openapi::api::{coordination::v1 as coordination, core::v1 as core};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1 as meta;
 use schemars::gen::{SchemaGenerator, SchemaSettings};
@@ -58,6 +59,12 @@ fn kind_schema(group: &str, version: &str, kind: &str) -> Option<SchemaFn> {
         ("apps", "v1", "ReplicaSet") => |g| g.subschema_for::<apps::ReplicaSet>(),
         ("autoscaling", "v1", "Scale") => |g| g.subschema_for::<autoscaling::Scale>(),
         ("coordination.k8s.io", "v1", "Lease") => |g| g.subschema_for::<coordination::Lease>(),
+        ("batch", "v1", "Job") => |g| g.subschema_for::<batch::Job>(),
+        ("batch", "v1", "CronJob") => |g| g.subschema_for::<batch::CronJob>(),
+        ("", "v1", "ServiceAccount") => |g| g.subschema_for::<core::ServiceAccount>(),
+        ("discovery.k8s.io", "v1", "EndpointSlice") => {
+            |g| g.subschema_for::<discovery::EndpointSlice>()
+        }
         _ => return None,
     };
     Some(f)

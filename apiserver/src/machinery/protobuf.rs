@@ -622,6 +622,66 @@ fn fields(name: &str) -> Option<Fields> {
         ],
         "ScaleSpec" => &[(1, "replicas", Int)],
         "ScaleStatus" => &[(1, "replicas", IntKeep), (2, "selector", Str)],
+        // ---- batch/v1 ----
+        "Job" => &[
+            (1, "metadata", Msg("ObjectMeta")),
+            (2, "spec", Msg("JobSpec")),
+            (3, "status", Msg("JobStatus")),
+        ],
+        "JobSpec" => &[
+            (1, "parallelism", IntKeep),
+            (2, "completions", IntKeep),
+            (3, "activeDeadlineSeconds", IntKeep),
+            (4, "selector", Msg("LabelSelector")),
+            (5, "manualSelector", BoolKeep),
+            (6, "template", Msg("PodTemplateSpec")),
+            (7, "backoffLimit", IntKeep),
+            (8, "ttlSecondsAfterFinished", IntKeep),
+            (9, "completionMode", StrKeep),
+            (10, "suspend", BoolKeep),
+            (12, "backoffLimitPerIndex", IntKeep),
+            (13, "maxFailedIndexes", IntKeep),
+            (14, "podReplacementPolicy", StrKeep),
+            (15, "managedBy", StrKeep),
+        ],
+        "JobStatus" => &[
+            (2, "startTime", Time),
+            (3, "completionTime", Time),
+            (4, "active", Int),
+            (5, "succeeded", Int),
+            (6, "failed", Int),
+        ],
+        "JobTemplateSpec" => &[
+            (1, "metadata", Msg("ObjectMeta")),
+            (2, "spec", Msg("JobSpec")),
+        ],
+        "CronJob" => &[
+            (1, "metadata", Msg("ObjectMeta")),
+            (2, "spec", Msg("CronJobSpec")),
+            (3, "status", Msg("CronJobStatus")),
+        ],
+        "CronJobSpec" => &[
+            (1, "schedule", Str),
+            (8, "timeZone", StrKeep),
+            (2, "startingDeadlineSeconds", IntKeep),
+            (3, "concurrencyPolicy", Str),
+            (4, "suspend", BoolKeep),
+            (5, "jobTemplate", Msg("JobTemplateSpec")),
+            (6, "successfulJobsHistoryLimit", IntKeep),
+            (7, "failedJobsHistoryLimit", IntKeep),
+        ],
+        "CronJobStatus" => &[
+            (1, "active", RepMsg("ObjectReference")),
+            (4, "lastScheduleTime", Time),
+            (5, "lastSuccessfulTime", Time),
+        ],
+        // ---- core/v1 ServiceAccount ----
+        "ServiceAccount" => &[
+            (1, "metadata", Msg("ObjectMeta")),
+            (2, "secrets", RepMsg("ObjectReference")),
+            (3, "imagePullSecrets", RepMsg("LocalObjectReference")),
+            (4, "automountServiceAccountToken", BoolKeep),
+        ],
         // ---- coordination/v1 ----
         "Lease" => &[
             (1, "metadata", Msg("ObjectMeta")),
@@ -656,6 +716,9 @@ fn top_level(api_version: &str, kind: &str) -> Option<&'static str> {
         ("apps/v1", "ReplicaSet") => "ReplicaSet",
         ("autoscaling/v1", "Scale") => "Scale",
         ("coordination.k8s.io/v1", "Lease") => "Lease",
+        ("batch/v1", "Job") => "Job",
+        ("batch/v1", "CronJob") => "CronJob",
+        ("v1", "ServiceAccount") => "ServiceAccount",
         _ => return None,
     })
 }

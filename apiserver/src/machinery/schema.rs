@@ -259,6 +259,20 @@ const REPLICA_SET: TypeName = apps_v1!("ReplicaSet");
 const REPLICA_SET_SPEC: TypeName = apps_v1!("ReplicaSetSpec");
 const REPLICA_SET_STATUS: TypeName = apps_v1!("ReplicaSetStatus");
 const LEASE: TypeName = "io.k8s.api.coordination.v1.Lease";
+const JOB: TypeName = "io.k8s.api.batch.v1.Job";
+const JOB_SPEC: TypeName = "io.k8s.api.batch.v1.JobSpec";
+const JOB_STATUS: TypeName = "io.k8s.api.batch.v1.JobStatus";
+const JOB_TEMPLATE_SPEC: TypeName = "io.k8s.api.batch.v1.JobTemplateSpec";
+const POD_FAILURE_POLICY: TypeName = "io.k8s.api.batch.v1.PodFailurePolicy";
+const POD_FAILURE_POLICY_RULE: TypeName = "io.k8s.api.batch.v1.PodFailurePolicyRule";
+const SUCCESS_POLICY: TypeName = "io.k8s.api.batch.v1.SuccessPolicy";
+const CRON_JOB: TypeName = "io.k8s.api.batch.v1.CronJob";
+const CRON_JOB_SPEC: TypeName = "io.k8s.api.batch.v1.CronJobSpec";
+const CRON_JOB_STATUS: TypeName = "io.k8s.api.batch.v1.CronJobStatus";
+const SERVICE_ACCOUNT: TypeName = core_v1!("ServiceAccount");
+const ENDPOINT_SLICE: TypeName = "io.k8s.api.discovery.v1.EndpointSlice";
+const DISCOVERY_ENDPOINT: TypeName = "io.k8s.api.discovery.v1.Endpoint";
+const ENDPOINT_HINTS: TypeName = "io.k8s.api.discovery.v1.EndpointHints";
 const SCALE: TypeName = "io.k8s.api.autoscaling.v1.Scale";
 
 const NAME: &[&str] = &["name"];
@@ -391,6 +405,28 @@ pub const FIELDS: &[Field] = &[
     f(REPLICA_SET_SPEC, "selector").child(LABEL_SELECTOR),
     f(REPLICA_SET_SPEC, "template").child(POD_TEMPLATE_SPEC),
     f(REPLICA_SET_STATUS, "conditions").map(TYPE).merge("type"),
+    // batch/v1 Job, CronJob
+    f(JOB_SPEC, "selector").child(LABEL_SELECTOR),
+    f(JOB_SPEC, "template").child(POD_TEMPLATE_SPEC),
+    f(JOB_SPEC, "podFailurePolicy").child(POD_FAILURE_POLICY),
+    f(JOB_SPEC, "successPolicy").child(SUCCESS_POLICY),
+    f(POD_FAILURE_POLICY, "rules").child(POD_FAILURE_POLICY_RULE).atomic_list(),
+    f(POD_FAILURE_POLICY_RULE, "onPodConditions").atomic_list(),
+    f(SUCCESS_POLICY, "rules").atomic_list(),
+    f(JOB_STATUS, "conditions").atomic_list().merge("type"),
+    f(JOB_TEMPLATE_SPEC, "metadata").child(OBJECT_META),
+    f(JOB_TEMPLATE_SPEC, "spec").child(JOB_SPEC),
+    f(CRON_JOB_SPEC, "jobTemplate").child(JOB_TEMPLATE_SPEC),
+    f(CRON_JOB_STATUS, "active").atomic_list(),
+    // core/v1 ServiceAccount
+    f(SERVICE_ACCOUNT, "secrets").child(OBJECT_REFERENCE).map(NAME).merge("name"),
+    f(SERVICE_ACCOUNT, "imagePullSecrets").atomic_list(),
+    // discovery.k8s.io/v1 EndpointSlice
+    f(ENDPOINT_SLICE, "endpoints").child(DISCOVERY_ENDPOINT).atomic_list(),
+    f(ENDPOINT_SLICE, "ports").atomic_list(),
+    f(DISCOVERY_ENDPOINT, "addresses").set(),
+    f(DISCOVERY_ENDPOINT, "hints").child(ENDPOINT_HINTS),
+    f(ENDPOINT_HINTS, "forZones").atomic_list(),
     // The kinds' roots
     f(POD, "metadata").child(OBJECT_META),
     f(POD, "spec").child(POD_SPEC),
@@ -416,6 +452,14 @@ pub const FIELDS: &[Field] = &[
     f(REPLICA_SET, "status").child(REPLICA_SET_STATUS),
     f(LEASE, "metadata").child(OBJECT_META),
     f(SCALE, "metadata").child(OBJECT_META),
+    f(JOB, "metadata").child(OBJECT_META),
+    f(JOB, "spec").child(JOB_SPEC),
+    f(JOB, "status").child(JOB_STATUS),
+    f(CRON_JOB, "metadata").child(OBJECT_META),
+    f(CRON_JOB, "spec").child(CRON_JOB_SPEC),
+    f(CRON_JOB, "status").child(CRON_JOB_STATUS),
+    f(SERVICE_ACCOUNT, "metadata").child(OBJECT_META),
+    f(ENDPOINT_SLICE, "metadata").child(OBJECT_META),
 ];
 
 /// Types whose fields are another type's rows: `EphemeralContainer` embeds
@@ -458,6 +502,10 @@ pub const KINDS: &[(&str, &str, TypeName)] = &[
     ("apps/v1", "ReplicaSet", REPLICA_SET),
     ("coordination.k8s.io/v1", "Lease", LEASE),
     ("autoscaling/v1", "Scale", SCALE),
+    ("batch/v1", "Job", JOB),
+    ("batch/v1", "CronJob", CRON_JOB),
+    ("v1", "ServiceAccount", SERVICE_ACCOUNT),
+    ("discovery.k8s.io/v1", "EndpointSlice", ENDPOINT_SLICE),
 ];
 
 /// Every kind's `metadata`.

@@ -997,6 +997,7 @@ fn kind_fields(api_version: &str, kind: &str) -> Option<&'static [&'static str]>
             "spec.host",
         ],
         ("", "Node") => &["metadata.name", "spec.unschedulable"],
+        ("batch", "Job") => &["metadata.name", "metadata.namespace", "status.successful"],
         ("", "ReplicationController") => {
             &["metadata.name", "metadata.namespace", "status.replicas"]
         }
@@ -1108,6 +1109,7 @@ fn field_value(api_version: &str, kind: &str, field: &str, obj: &Value) -> Optio
         | ("apps", "ReplicaSet", "status.replicas") => {
             int_at(obj, &["status", "replicas"]).to_string()
         }
+        ("batch", "Job", "status.successful") => int_at(obj, &["status", "succeeded"]).to_string(),
         ("", "Event", f) => {
             let io = |k: &str| s(&["involvedObject", k]);
             match f {

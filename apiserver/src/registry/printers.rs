@@ -302,6 +302,14 @@ enum Printer {
     Deployment,
     ReplicaSet,
     Lease,
+    Job,
+    CronJob,
+    DaemonSet,
+    StatefulSet,
+    ControllerRevision,
+    ReplicationController,
+    ServiceAccount,
+    EndpointSlice,
 }
 
 fn printer_for(group: &str, kind: &str) -> Option<Printer> {
@@ -318,6 +326,14 @@ fn printer_for(group: &str, kind: &str) -> Option<Printer> {
         ("apps", "Deployment") => Printer::Deployment,
         ("apps", "ReplicaSet") => Printer::ReplicaSet,
         ("coordination.k8s.io", "Lease") => Printer::Lease,
+        ("batch", "Job") => Printer::Job,
+        ("batch", "CronJob") => Printer::CronJob,
+        ("apps", "DaemonSet") => Printer::DaemonSet,
+        ("apps", "StatefulSet") => Printer::StatefulSet,
+        ("apps", "ControllerRevision") => Printer::ControllerRevision,
+        ("", "ReplicationController") => Printer::ReplicationController,
+        ("", "ServiceAccount") => Printer::ServiceAccount,
+        ("discovery.k8s.io", "EndpointSlice") => Printer::EndpointSlice,
         _ => return None,
     })
 }
@@ -336,6 +352,14 @@ impl Printer {
             Printer::Deployment => DEPLOYMENT_COLUMNS,
             Printer::ReplicaSet => REPLICASET_COLUMNS,
             Printer::Lease => LEASE_COLUMNS,
+            Printer::Job => JOB_COLUMNS,
+            Printer::CronJob => CRONJOB_COLUMNS,
+            Printer::DaemonSet => DAEMONSET_COLUMNS,
+            Printer::StatefulSet => STATEFULSET_COLUMNS,
+            Printer::ControllerRevision => CONTROLLER_REVISION_COLUMNS,
+            Printer::ReplicationController => REPLICATION_CONTROLLER_COLUMNS,
+            Printer::ServiceAccount => SERVICE_ACCOUNT_COLUMNS,
+            Printer::EndpointSlice => ENDPOINT_SLICE_COLUMNS,
         }
     }
 
@@ -376,6 +400,14 @@ impl Printer {
                 ]
             }
             Printer::Lease => vec![name, st(obj, &["spec", "holderIdentity"]).into(), age],
+            Printer::Job => job_cells(obj, name, age, now),
+            Printer::CronJob => cronjob_cells(obj, name, age, now),
+            Printer::DaemonSet => daemonset_cells(obj, name, age),
+            Printer::StatefulSet => statefulset_cells(obj, name, age),
+            Printer::ControllerRevision => controller_revision_cells(obj, name, age),
+            Printer::ReplicationController => replication_controller_cells(obj, name, age),
+            Printer::ServiceAccount => service_account_cells(obj, name, age),
+            Printer::EndpointSlice => endpoint_slice_cells(obj, name, age),
         };
         (cells, None)
     }
@@ -1022,5 +1054,341 @@ fn deployment_cells(d: &Value, name: Value, age: Value) -> Vec<Value> {
     ]
 }
 
+// ---------------------------------------------------------------------------------------------
+// The workload controllers' kinds: Jobs, CronJobs, DaemonSets, StatefulSets, ControllerRevisions,
+// ReplicationControllers, ServiceAccounts, EndpointSlices (kube 1.32's `printJob`,
+// `printCronJob`, `printDaemonSet`, `printStatefulSet`, `printControllerRevision`,
+// `printReplicationController`, `printServiceAccount`, `printEndpointSlice`)
+// ---------------------------------------------------------------------------------------------
+
+const D_JOB_SUCCEEDED: &str = "The number of pods which reached phase Succeeded. The value increases monotonically for a given spec. However, it may decrease in reaction to scale down of elastic indexed jobs.";
+const D_JOB_SELECTOR: &str = "A label query over pods that should match the pod count. Normally, the system sets this field for you. More info: https://kubernetes.io/docs/concepts/overview/working-with-objects/labels/#label-selectors";
+const D_CJ_SCHEDULE: &str = "The schedule in Cron format, see https://en.wikipedia.org/wiki/Cron.";
+const D_CJ_TIMEZONE: &str = "The time zone name for the given schedule, see https://en.wikipedia.org/wiki/List_of_tz_database_time_zones. If not specified, this will default to the time zone of the kube-controller-manager process. The set of valid time zone names and the time zone offset is loaded from the system-wide time zone database by the API server during CronJob validation and the controller manager during execution. If no system-wide time zone database can be found a bundled version of the database is used instead. If the time zone name becomes invalid during the lifetime of a CronJob or due to a change in host configuration, the controller will stop creating new new Jobs and will create a system event with the reason UnknownTimeZone. More information can be found in https://kubernetes.io/docs/concepts/workloads/controllers/cron-jobs/#time-zones";
+const D_CJ_SUSPEND: &str = "This flag tells the controller to suspend subsequent executions, it does not apply to already started executions.  Defaults to false.";
+const D_CJ_ACTIVE: &str = "A list of pointers to currently running jobs.";
+const D_CJ_LAST: &str = "Information when was the last time the job was successfully scheduled.";
+const D_DS_DESIRED: &str = "The total number of nodes that should be running the daemon pod (including nodes correctly running the daemon pod). More info: https://kubernetes.io/docs/concepts/workloads/controllers/daemonset/";
+const D_DS_CURRENT: &str = "The number of nodes that are running at least 1 daemon pod and are supposed to run the daemon pod. More info: https://kubernetes.io/docs/concepts/workloads/controllers/daemonset/";
+const D_DS_READY: &str = "numberReady is the number of nodes that should be running the daemon pod and have one or more of the daemon pod running with a Ready Condition.";
+const D_DS_UPDATED: &str = "The total number of nodes that are running updated daemon pod";
+const D_DS_AVAILABLE: &str = "The number of nodes that should be running the daemon pod and have one or more of the daemon pod running and available (ready for at least spec.minReadySeconds)";
+const D_NODE_SELECTOR: &str = "NodeSelector is a selector which must be true for the pod to fit on a node. Selector which must match a node's labels for the pod to be scheduled on that node. More info: https://kubernetes.io/docs/concepts/configuration/assign-pod-node/";
+const D_DS_SELECTOR: &str = "A label query over pods that are managed by the daemon set. Must match in order to be controlled. It must match the pod template's labels. More info: https://kubernetes.io/docs/concepts/overview/working-with-objects/labels/#label-selectors";
+const D_CR_CONTROLLER: &str = "Controller of the object";
+const D_CR_REVISION: &str = "Revision indicates the revision of the state represented by Data.";
+const D_RC_DESIRED: &str = "Replicas is the number of desired replicas. This is a pointer to distinguish between explicit zero and unspecified. Defaults to 1. More info: https://kubernetes.io/docs/concepts/workloads/controllers/replicationcontroller#what-is-a-replicationcontroller";
+const D_RC_CURRENT: &str = "Replicas is the most recently observed number of replicas. More info: https://kubernetes.io/docs/concepts/workloads/controllers/replicationcontroller#what-is-a-replicationcontroller";
+const D_RC_READY: &str = "The number of ready replicas for this replication controller.";
+const D_RC_SELECTOR: &str = "Selector is a label query over pods that should match the Replicas count. If Selector is empty, it is defaulted to the labels present on the Pod template. Label keys and values that must match in order to be controlled by this replication controller, if empty defaulted to labels on Pod template. More info: https://kubernetes.io/docs/concepts/overview/working-with-objects/labels/#label-selectors";
+const D_SA_SECRETS: &str = "Secrets is a list of the secrets in the same namespace that pods running using this ServiceAccount are allowed to use. Pods are only limited to this list if this service account has a \"kubernetes.io/enforce-mountable-secrets\" annotation set to \"true\". The \"kubernetes.io/enforce-mountable-secrets\" annotation is deprecated since v1.32. Prefer separate namespaces to isolate access to mounted secrets. This field should not be used to find auto-generated service account token secrets for use outside of pods. Instead, tokens can be requested directly using the TokenRequest API, or service account token secrets can be manually created. More info: https://kubernetes.io/docs/concepts/configuration/secret";
+const D_ES_ADDRESS_TYPE: &str = "addressType specifies the type of address carried by this EndpointSlice. All addresses in this slice must be the same type. This field is immutable after creation. The following address types are currently supported: * IPv4: Represents an IPv4 Address. * IPv6: Represents an IPv6 Address. * FQDN: Represents a Fully Qualified Domain Name.";
+const D_ES_PORTS: &str = "ports specifies the list of network ports exposed by each endpoint in this slice. Each port must have a unique name. When ports is empty, it indicates that there are no defined ports. When a port is defined with a nil port value, it indicates \"all ports\". Each slice may include a maximum of 100 ports.";
+const D_ES_ENDPOINTS: &str = "endpoints is a list of unique endpoints in this slice. Each slice may include a maximum of 1000 endpoints.";
+
+const JOB_COLUMNS: &[Column] = &[
+    NAME_COL,
+    col("Status", "string", "Status of the job."),
+    col("Completions", "string", D_JOB_SUCCEEDED),
+    col("Duration", "string", "Time required to complete the job."),
+    AGE_COL,
+    wide("Containers", "string", D_CONTAINERS),
+    wide("Images", "string", D_IMAGES),
+    wide("Selector", "string", D_JOB_SELECTOR),
+];
+
+const CRONJOB_COLUMNS: &[Column] = &[
+    NAME_COL,
+    col("Schedule", "string", D_CJ_SCHEDULE),
+    col("Timezone", "string", D_CJ_TIMEZONE),
+    col("Suspend", "boolean", D_CJ_SUSPEND),
+    col("Active", "integer", D_CJ_ACTIVE),
+    col("Last Schedule", "string", D_CJ_LAST),
+    AGE_COL,
+    wide("Containers", "string", D_CONTAINERS),
+    wide("Images", "string", D_IMAGES),
+    wide("Selector", "string", D_JOB_SELECTOR),
+];
+
+const DAEMONSET_COLUMNS: &[Column] = &[
+    NAME_COL,
+    col("Desired", "integer", D_DS_DESIRED),
+    col("Current", "integer", D_DS_CURRENT),
+    col("Ready", "integer", D_DS_READY),
+    col("Up-to-date", "integer", D_DS_UPDATED),
+    col("Available", "integer", D_DS_AVAILABLE),
+    col("Node Selector", "string", D_NODE_SELECTOR),
+    AGE_COL,
+    wide("Containers", "string", D_CONTAINERS),
+    wide("Images", "string", D_IMAGES),
+    wide("Selector", "string", D_DS_SELECTOR),
+];
+
+const STATEFULSET_COLUMNS: &[Column] = &[
+    NAME_COL,
+    col("Ready", "string", "Number of the pod with ready state"),
+    AGE_COL,
+    wide("Containers", "string", D_CONTAINERS),
+    wide("Images", "string", D_IMAGES),
+];
+
+const CONTROLLER_REVISION_COLUMNS: &[Column] = &[
+    NAME_COL,
+    col("Controller", "string", D_CR_CONTROLLER),
+    col("Revision", "integer", D_CR_REVISION),
+    AGE_COL,
+];
+
+const REPLICATION_CONTROLLER_COLUMNS: &[Column] = &[
+    NAME_COL,
+    col("Desired", "integer", D_RC_DESIRED),
+    col("Current", "integer", D_RC_CURRENT),
+    col("Ready", "integer", D_RC_READY),
+    AGE_COL,
+    wide("Containers", "string", D_CONTAINERS),
+    wide("Images", "string", D_IMAGES),
+    wide("Selector", "string", D_RC_SELECTOR),
+];
+
+const SERVICE_ACCOUNT_COLUMNS: &[Column] =
+    &[NAME_COL, col("Secrets", "string", D_SA_SECRETS), AGE_COL];
+
+const ENDPOINT_SLICE_COLUMNS: &[Column] = &[
+    NAME_COL,
+    col("AddressType", "string", D_ES_ADDRESS_TYPE),
+    col("Ports", "string", D_ES_PORTS),
+    col("Endpoints", "string", D_ES_ENDPOINTS),
+    AGE_COL,
+];
+
+fn has_true_condition(obj: &Value, ty: &str) -> bool {
+    arr(obj, &["status", "conditions"])
+        .iter()
+        .any(|c| st(c, &["type"]) == ty && st(c, &["status"]) == "True")
+}
+
+fn selector_cell(obj: &Value, path: &[&str]) -> Value {
+    LabelSelector::format_json(at(obj, path)).into()
+}
+
+/// `printBoolPtr`.
+fn bool_ptr(v: Option<&Value>) -> &'static str {
+    match v.and_then(Value::as_bool) {
+        None => "<unset>",
+        Some(true) => "True",
+        Some(false) => "False",
+    }
+}
+
+fn job_cells(job: &Value, name: Value, age: Value, now: i64) -> Vec<Value> {
+    let succeeded = int(job, &["status", "succeeded"]);
+    let completions = match at(job, &["spec", "completions"]).and_then(Value::as_i64) {
+        Some(c) => format!("{succeeded}/{c}"),
+        None => {
+            let parallelism = int(job, &["spec", "parallelism"]);
+            if parallelism > 1 {
+                format!("{succeeded}/1 of {parallelism}")
+            } else {
+                format!("{succeeded}/1")
+            }
+        }
+    };
+    let duration = match (
+        time_at(job, &["status", "startTime"]),
+        time_at(job, &["status", "completionTime"]),
+    ) {
+        (None, _) => String::new(),
+        (Some(start), None) => human_duration(now - start),
+        (Some(start), Some(end)) => human_duration(end - start),
+    };
+    let status = if has_true_condition(job, "Complete") {
+        "Complete"
+    } else if has_true_condition(job, "Failed") {
+        "Failed"
+    } else if at(job, &["metadata", "deletionTimestamp"]).is_some() {
+        "Terminating"
+    } else if has_true_condition(job, "Suspended") {
+        "Suspended"
+    } else if has_true_condition(job, "FailureTarget") {
+        "FailureTarget"
+    } else if has_true_condition(job, "SuccessCriteriaMet") {
+        "SuccessCriteriaMet"
+    } else {
+        "Running"
+    };
+    let (names, images) = container_cells(job);
+    vec![
+        name,
+        status.into(),
+        completions.into(),
+        duration.into(),
+        age,
+        names.into(),
+        images.into(),
+        selector_cell(job, &["spec", "selector"]),
+    ]
+}
+
+fn cronjob_cells(cj: &Value, name: Value, age: Value, now: i64) -> Vec<Value> {
+    let last = match time_at(cj, &["status", "lastScheduleTime"]) {
+        Some(t) => since(Some(t), now),
+        None => "<none>".to_string(),
+    };
+    let tz = at(cj, &["spec", "timeZone"])
+        .and_then(Value::as_str)
+        .unwrap_or("<none>");
+    let containers = arr(
+        cj,
+        &[
+            "spec",
+            "jobTemplate",
+            "spec",
+            "template",
+            "spec",
+            "containers",
+        ],
+    );
+    let names: Vec<&str> = containers.iter().map(|c| st(c, &["name"])).collect();
+    let images: Vec<&str> = containers.iter().map(|c| st(c, &["image"])).collect();
+    vec![
+        name,
+        st(cj, &["spec", "schedule"]).into(),
+        tz.into(),
+        bool_ptr(at(cj, &["spec", "suspend"])).into(),
+        (arr(cj, &["status", "active"]).len() as i64).into(),
+        last.into(),
+        age,
+        names.join(",").into(),
+        images.join(",").into(),
+        selector_cell(cj, &["spec", "jobTemplate", "spec", "selector"]),
+    ]
+}
+
+fn daemonset_cells(ds: &Value, name: Value, age: Value) -> Vec<Value> {
+    let (names, images) = container_cells(ds);
+    let node_selector =
+        at(ds, &["spec", "template", "spec", "nodeSelector"]).and_then(Value::as_object);
+    vec![
+        name,
+        int(ds, &["status", "desiredNumberScheduled"]).into(),
+        int(ds, &["status", "currentNumberScheduled"]).into(),
+        int(ds, &["status", "numberReady"]).into(),
+        int(ds, &["status", "updatedNumberScheduled"]).into(),
+        int(ds, &["status", "numberAvailable"]).into(),
+        format_labels(node_selector).into(),
+        age,
+        names.into(),
+        images.into(),
+        selector_cell(ds, &["spec", "selector"]),
+    ]
+}
+
+fn statefulset_cells(sts: &Value, name: Value, age: Value) -> Vec<Value> {
+    let (names, images) = container_cells(sts);
+    let ready = int(sts, &["status", "readyReplicas"]);
+    vec![
+        name,
+        format!("{ready}/{}", replicas(sts)).into(),
+        age,
+        names.into(),
+        images.into(),
+    ]
+}
+
+/// `formatResourceName` of the controller owner: `<kind>.<group>/<name>` in lower case.
+fn controller_revision_cells(cr: &Value, name: Value, age: Value) -> Vec<Value> {
+    let owner = arr(cr, &["metadata", "ownerReferences"])
+        .iter()
+        .find(|o| o.get("controller").and_then(Value::as_bool) == Some(true));
+    let controller = match owner {
+        None => "<none>".to_string(),
+        Some(o) => {
+            let kind = st(o, &["kind"]);
+            let group = st(o, &["apiVersion"])
+                .rsplit_once('/')
+                .map_or("", |(g, _)| g);
+            let owner_name = st(o, &["name"]);
+            if kind.is_empty() && group.is_empty() {
+                owner_name.to_string()
+            } else if group.is_empty() {
+                format!("{}/{owner_name}", kind.to_lowercase())
+            } else {
+                format!(
+                    "{}.{}/{owner_name}",
+                    kind.to_lowercase(),
+                    group.to_lowercase()
+                )
+            }
+        }
+    };
+    vec![name, controller.into(), int(cr, &["revision"]).into(), age]
+}
+
+fn replication_controller_cells(rc: &Value, name: Value, age: Value) -> Vec<Value> {
+    let (names, images) = container_cells(rc);
+    let selector = at(rc, &["spec", "selector"]).and_then(Value::as_object);
+    vec![
+        name,
+        replicas(rc).into(),
+        int(rc, &["status", "replicas"]).into(),
+        int(rc, &["status", "readyReplicas"]).into(),
+        age,
+        names.into(),
+        images.into(),
+        format_labels(selector).into(),
+    ]
+}
+
+fn service_account_cells(sa: &Value, name: Value, age: Value) -> Vec<Value> {
+    vec![name, (arr(sa, &["secrets"]).len() as i64).into(), age]
+}
+
+/// `listWithMoreString`: the first three, then "+ N more...".
+fn list_with_more(items: &[String], count: usize) -> String {
+    const MAX: usize = 3;
+    let ret = items.join(",");
+    if count > MAX {
+        return format!("{ret} + {} more...", count - MAX);
+    }
+    if ret.is_empty() {
+        "<unset>".to_string()
+    } else {
+        ret
+    }
+}
+
+fn endpoint_slice_cells(es: &Value, name: Value, age: Value) -> Vec<Value> {
+    let ports = arr(es, &["ports"]);
+    let shown_ports: Vec<String> = ports
+        .iter()
+        .take(3)
+        .map(|p| match at(p, &["port"]).and_then(Value::as_i64) {
+            Some(n) => n.to_string(),
+            None => match at(p, &["name"]).and_then(Value::as_str) {
+                Some(n) => n.to_string(),
+                None => "*".to_string(),
+            },
+        })
+        .collect();
+    let addresses: Vec<&str> = arr(es, &["endpoints"])
+        .iter()
+        .flat_map(|e| {
+            arr(e, &["addresses"])
+                .iter()
+                .map(|a| a.as_str().unwrap_or(""))
+        })
+        .collect();
+    let shown: Vec<String> = addresses.iter().take(3).map(|a| a.to_string()).collect();
+    vec![
+        name,
+        st(es, &["addressType"]).into(),
+        list_with_more(&shown_ports, ports.len()).into(),
+        list_with_more(&shown, addresses.len()).into(),
+        age,
+    ]
+}
+
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod workload_tests;

@@ -139,6 +139,7 @@ pub fn prepare_new(
         }
     }
     strategy::initial_status(t.r, &mut obj);
+    strategy::prepare_for_create(t.r, &mut obj);
     let obj = finish_object(t, obj, validation, warnings)?;
     let name = meta::meta_str(&obj, "name").unwrap_or("").to_string();
     if !validation::path_segment_ok(&name) {
@@ -267,6 +268,9 @@ where
             admission::default_toleration_seconds(&mut new, toleration_defaults(app));
         }
         let mut new = finish_object(t, new, opts.validation, warnings)?;
+        if !status_write {
+            strategy::validate_update(t, &current.object, &new)?;
+        }
         // Addresses the client's object names; any others are allocated here.
         let requested = service::reservations(app.storage.prefix(), t.r, &new);
         if t.r.is_service() && !status_write {

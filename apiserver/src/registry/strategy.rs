@@ -10,6 +10,7 @@ use crate::machinery::meta::{self, meta, meta_mut, meta_str};
 use crate::machinery::validation::{
     dns1035_label, dns1123_label, dns1123_subdomain, label_key_ok, label_value_ok,
 };
+use crate::registry::kinds::{batch, endpointslice};
 use crate::registry::ObjectRef;
 use crate::resources::{ResourceInfo, Subresource};
 
@@ -46,6 +47,7 @@ fn name_check(r: &ResourceInfo, name: &str) -> Option<String> {
 /// (unknown fields gone, as kube-apiserver stores it) and the paths of the unknown fields.
 pub fn decode_typed(r: &ResourceInfo, obj: &Value) -> Result<(Value, Vec<String>), ApiError> {
     use k8s_openapi::api::{apps::v1 as apps, coordination::v1 as coord, core::v1 as core};
+    use k8s_openapi::api::{batch::v1 as batch, discovery::v1 as discovery};
     fn round<T: serde::de::DeserializeOwned + serde::Serialize>(
         r: &ResourceInfo,
         obj: &Value,
@@ -70,6 +72,10 @@ pub fn decode_typed(r: &ResourceInfo, obj: &Value) -> Result<(Value, Vec<String>
         "Deployment" => round::<apps::Deployment>(r, obj)?,
         "ReplicaSet" => round::<apps::ReplicaSet>(r, obj)?,
         "Lease" => round::<coord::Lease>(r, obj)?,
+        "Job" => round::<batch::Job>(r, obj)?,
+        "CronJob" => round::<batch::CronJob>(r, obj)?,
+        "ServiceAccount" => round::<core::ServiceAccount>(r, obj)?,
+        "EndpointSlice" => round::<discovery::EndpointSlice>(r, obj)?,
         other => return Err(ApiError::internal(format!("no type for kind {other}"))),
     };
     let mut unknown = Vec::new();
@@ -325,7 +331,48 @@ pub fn validate_kind(r: &ResourceInfo, obj: &Value, causes: &mut Vec<Cause>) {
                 }
             }
         }
+        "Job" => {
+            batch::validate_job(obj, causes);
+            validate_pod_spec(
+                obj.pointer("/spec/template/spec"),
+                "spec.template.spec",
+                causes,
+            );
+        }
+        "CronJob" => {
+            batch::validate_cronjob(obj, causes);
+            validate_pod_spec(
+                obj.pointer("/spec/jobTemplate/spec/template/spec"),
+                "spec.jobTemplate.spec.template.spec",
+                causes,
+            );
+        }
+        "EndpointSlice" => endpointslice::validate_endpoint_slice(obj, causes),
         _ => {}
+    }
+}
+
+/// What a create does before defaults and validation, beyond the metadata every kind gets
+/// (kube's `PrepareForCreate` steps that need the new uid): a Job's generated selector.
+pub fn prepare_for_create(r: &ResourceInfo, obj: &mut Value) {
+    if r.kind == "Job" {
+        batch::generate_selector(obj);
+    }
+}
+
+/// Kind-specific checks of an update against the stored object (kube's `ValidateUpdate`):
+/// the fields a write may not change.
+pub fn validate_update(t: &ObjectRef, old: &Value, new: &Value) -> Result<(), ApiError> {
+    let mut causes = Vec::new();
+    match t.r.kind {
+        "Job" => batch::validate_job_update(old, new, &mut causes),
+        "EndpointSlice" => endpointslice::validate_endpoint_slice_update(old, new, &mut causes),
+        _ => {}
+    }
+    if causes.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(t.r, t.name(), causes))
     }
 }
 
@@ -523,6 +570,25 @@ pub fn apply_defaults(r: &ResourceInfo, obj: &mut Value) {
                 set_default(obj, "/status/allocatable", capacity);
             }
         }
+        "Job" => {
+            batch::default_job(obj);
+            if let Some(spec) = obj
+                .pointer_mut("/spec/template/spec")
+                .filter(|s| s.is_object())
+            {
+                default_pod_spec(spec);
+            }
+        }
+        "CronJob" => {
+            batch::default_cronjob(obj);
+            if let Some(spec) = obj
+                .pointer_mut("/spec/jobTemplate/spec/template/spec")
+                .filter(|s| s.is_object())
+            {
+                default_pod_spec(spec);
+            }
+        }
+        "EndpointSlice" => endpointslice::default_endpoint_slice(obj),
         "Namespace" => {
             // `kubernetes` joins spec.finalizers on create only (kinds::namespace): the
             // namespace controller's finalize takes it out for good.
@@ -542,7 +608,10 @@ pub fn apply_defaults(r: &ResourceInfo, obj: &mut Value) {
 
 /// Whether the resource bumps metadata.generation when its spec changes.
 pub fn tracks_generation(r: &ResourceInfo) -> bool {
-    matches!(r.kind, "Deployment" | "ReplicaSet")
+    matches!(
+        r.kind,
+        "Deployment" | "ReplicaSet" | "Job" | "CronJob" | "EndpointSlice"
+    )
 }
 
 /// The status a newly created object starts with (its status subresource owns it afterwards).
@@ -552,7 +621,7 @@ pub fn initial_status(r: &ResourceInfo, obj: &mut Value) {
             let qos = pod_qos(obj);
             obj["status"] = json!({"phase": "Pending", "qosClass": qos});
         }
-        "Deployment" | "ReplicaSet" => obj["status"] = json!({}),
+        "Deployment" | "ReplicaSet" | "Job" | "CronJob" => obj["status"] = json!({}),
         "Service" => obj["status"] = json!({"loadBalancer": {}}),
         "Namespace" => crate::registry::kinds::namespace::prepare_for_create(obj),
         _ => {}

@@ -262,7 +262,7 @@ fn strip(set: &mut FieldSet) {
 fn has_status_subresource(kind: &str) -> bool {
     matches!(
         kind,
-        "Pod" | "Service" | "Node" | "Namespace" | "Deployment" | "ReplicaSet"
+        "Pod" | "Service" | "Node" | "Namespace" | "Deployment" | "ReplicaSet" | "Job" | "CronJob"
     )
 }
 
@@ -723,6 +723,13 @@ fn empty_object(kind: &str) -> Value {
         "Service" => serde_json::json!({"spec": {}, "status": {"loadBalancer": {}}}),
         "Namespace" | "Node" => serde_json::json!({"spec": {}, "status": {}}),
         "Lease" => serde_json::json!({"spec": {}}),
+        "Job" => serde_json::json!({"spec": {"template": template}, "status": {}}),
+        "CronJob" => serde_json::json!({
+            "spec": {"schedule": "", "jobTemplate": {"metadata": {"creationTimestamp": null},
+                "spec": {"template": template}}},
+            "status": {}
+        }),
+        "EndpointSlice" => serde_json::json!({"addressType": "", "endpoints": null}),
         "Event" => serde_json::json!({
             "involvedObject": {},
             "source": {},

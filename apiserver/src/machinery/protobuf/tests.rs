@@ -60,7 +60,7 @@ fn malformed_input_is_an_error() {
 
 #[test]
 fn unsupported_kind_is_415() {
-    let body = unknown("batch/v1", "Job", &[]);
+    let body = unknown("rbac.authorization.k8s.io/v1", "Role", &[]);
     assert!(matches!(
         decode_object(&body),
         Err(DecodeError::Unsupported(_))

@@ -2,3 +2,8 @@
 
 pub mod namespace;
 pub mod service;
+
+pub mod batch;
+pub mod cron;
+pub mod endpointslice;
+pub mod fields;

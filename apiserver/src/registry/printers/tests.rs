@@ -141,7 +141,7 @@ fn empty_objects_do_not_panic() {
 fn default_table() {
     let t = table(
         "v1",
-        "ServiceAccount",
+        "PodTemplate",
         &[json!({"metadata": {"name": "sa", "creationTimestamp": "2023-11-14T22:13:20Z"}})],
         IncludeObject::None,
         NOW,
@@ -152,7 +152,7 @@ fn default_table() {
     );
     assert_eq!(t["columnDefinitions"][1]["type"], "date");
     assert_eq!(t["rows"][0]["cells"], json!(["sa", "2023-11-14T22:13:20Z"]));
-    let cells = one("v1", "ServiceAccount", json!({"metadata": {"name": "x"}}));
+    let cells = one("v1", "PodTemplate", json!({"metadata": {"name": "x"}}));
     assert_eq!(cells, json!(["x", "0001-01-01T00:00:00Z"]));
 }
 
