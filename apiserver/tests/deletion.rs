@@ -244,3 +244,58 @@ async fn propagation_policies_leave_their_finalizers() {
         ])
     );
 }
+
+/// `as=PartialObjectMetadata`: kube-rs' metadata get, list and watch (the garbage collector's
+/// and namespace controller's way to read every kind) see metadata only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metadata_only_get_list_and_watch() {
+    use futures::{StreamExt, TryStreamExt};
+    use kube::api::{ListParams, WatchEvent, WatchParams};
+    let env = Env::start().await;
+    let cms: Api<ConfigMap> = Api::namespaced(env.client.clone(), "default");
+    let pp = PostParams::default();
+    cms.create(
+        &pp,
+        &obj(json!({"metadata": {"name": "m1", "labels": {"k": "v"}}, "data": {"big": "x"}})),
+    )
+    .await
+    .unwrap();
+    let one = cms.get_metadata("m1").await.unwrap();
+    assert_eq!(one.metadata.name.as_deref(), Some("m1"));
+    assert_eq!(one.types.as_ref().unwrap().kind, "PartialObjectMetadata");
+    let raw: Value = env
+        .client
+        .request(
+            http::Request::get("/api/v1/namespaces/default/configmaps/m1")
+                .header(
+                    "accept",
+                    "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1",
+                )
+                .body(Vec::new())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert!(raw.get("data").is_none(), "no data in {raw}");
+    let list = cms.list_metadata(&ListParams::default()).await.unwrap();
+    assert_eq!(list.items.len(), 1);
+    assert_eq!(list.items[0].metadata.labels.as_ref().unwrap()["k"], "v");
+    let rv = list.metadata.resource_version.clone().unwrap();
+    let mut stream = cms
+        .watch_metadata(&WatchParams::default(), &rv)
+        .await
+        .unwrap()
+        .boxed();
+    cms.create(&pp, &obj(json!({"metadata": {"name": "m2"}, "data": {"a": "b"}})))
+        .await
+        .unwrap();
+    let ev = tokio::time::timeout(std::time::Duration::from_secs(10), stream.try_next())
+        .await
+        .expect("an event in time")
+        .unwrap()
+        .expect("the stream goes on");
+    match ev {
+        WatchEvent::Added(m) => assert_eq!(m.metadata.name.as_deref(), Some("m2")),
+        other => panic!("expected ADDED, got {other:?}"),
+    }
+}

@@ -12,7 +12,7 @@ use super::{create, delete, get, list, patch, update, watch};
 use crate::app::App;
 use crate::error::ApiError;
 use crate::request::info::{not_found_path, Query, RequestInfo, Verb};
-use crate::request::negotiate::{error_response, json_response, negotiate};
+use crate::request::negotiate::{error_response, json_response, negotiate, Output};
 
 /// Negotiates the output, checks the subresource, and runs the verb's handler.
 pub async fn dispatch(app: &Arc<App>, info: &RequestInfo, query: &Query, req: Request) -> Response {
@@ -58,9 +58,19 @@ pub async fn dispatch(app: &Arc<App>, info: &RequestInfo, query: &Query, req: Re
     match result {
         Ok(Reply {
             code,
-            body,
+            mut body,
             warnings,
         }) => {
+            // get and list render it themselves; a write's answer is reduced here.
+            if out == Output::Metadata && !matches!(info.verb, Verb::Get | Verb::List) {
+                body = match body.get("items").and_then(|i| i.as_array()) {
+                    Some(items) => crate::machinery::meta::partial_object_metadata_list(
+                        body.get("metadata").cloned().unwrap_or_default(),
+                        items,
+                    ),
+                    None => crate::machinery::meta::partial_object_metadata(&body),
+                };
+            }
             let mut r = json_response(code, &body);
             for w in warnings.iter().take(32) {
                 if let Ok(v) = HeaderValue::from_str(&format!("299 - {w:?}")) {

@@ -36,6 +36,7 @@ pub(super) async fn get(
 fn render_one(t: &ObjectRef, obj: Value, out: Output, q: &Query) -> Result<Value, ApiError> {
     Ok(match out {
         Output::Json => obj,
+        Output::Metadata => crate::machinery::meta::partial_object_metadata(&obj),
         Output::Table => {
             let include = include_object(q)?;
             let rv = obj.pointer("/metadata/resourceVersion").cloned();

@@ -143,6 +143,7 @@ pub(super) async fn list(
             "metadata": meta,
             "items": items,
         }),
+        Output::Metadata => crate::machinery::meta::partial_object_metadata_list(meta, &items),
         Output::Table => {
             let include = include_object(q)?;
             let mut tbl =

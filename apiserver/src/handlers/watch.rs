@@ -135,6 +135,9 @@ async fn watch_stream(
     let mut encode = move |typ: &str, obj: &Value| -> Bytes {
         let object = match out {
             Output::Json => obj.clone(),
+            // Bookmarks are reduced too (kube-rs decodes them as PartialObjectMetadata); an
+            // ERROR's Status stays as it is.
+            Output::Metadata => crate::machinery::meta::partial_object_metadata(obj),
             Output::Table if typ == "BOOKMARK" || typ == "ERROR" => obj.clone(),
             Output::Table => {
                 let mut tbl = printers::table(

@@ -38,6 +38,30 @@ pub fn name_suffix() -> String {
         .collect()
 }
 
+/// An object reduced to `meta.k8s.io/v1` PartialObjectMetadata (kind, apiVersion and
+/// metadata), as kube-apiserver answers `as=PartialObjectMetadata`. A `Status` (an error or a
+/// delete's answer) is returned as it is.
+pub fn partial_object_metadata(obj: &Value) -> Value {
+    if obj.get("kind").and_then(Value::as_str) == Some("Status") {
+        return obj.clone();
+    }
+    json!({
+        "kind": "PartialObjectMetadata",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": obj.get("metadata").cloned().unwrap_or_else(|| json!({})),
+    })
+}
+
+/// A list of PartialObjectMetadata with the list's own metadata (resourceVersion, continue).
+pub fn partial_object_metadata_list(list_meta: Value, items: &[Value]) -> Value {
+    json!({
+        "kind": "PartialObjectMetadataList",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": list_meta,
+        "items": items.iter().map(partial_object_metadata).collect::<Vec<_>>(),
+    })
+}
+
 pub fn meta(obj: &Value) -> Option<&Map<String, Value>> {
     obj.get("metadata").and_then(Value::as_object)
 }
@@ -62,6 +86,23 @@ pub fn meta_mut(obj: &mut Value) -> &mut Map<String, Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn partial_object_metadata_keeps_only_metadata() {
+        let pod = json!({"kind": "Pod", "apiVersion": "v1",
+            "metadata": {"name": "p", "uid": "u", "ownerReferences": [{"uid": "o"}]},
+            "spec": {"containers": []}, "status": {}});
+        let p = partial_object_metadata(&pod);
+        assert_eq!(p, json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1",
+            "metadata": {"name": "p", "uid": "u", "ownerReferences": [{"uid": "o"}]}}));
+        let status = json!({"kind": "Status", "status": "Success"});
+        assert_eq!(partial_object_metadata(&status), status);
+        let l = partial_object_metadata_list(json!({"resourceVersion": "7"}), &[pod]);
+        assert_eq!(l["kind"], "PartialObjectMetadataList");
+        assert_eq!(l["metadata"]["resourceVersion"], "7");
+        assert_eq!(l["items"][0]["metadata"]["name"], "p");
+        assert!(l["items"][0].get("spec").is_none());
+    }
     use std::time::UNIX_EPOCH;
 
     #[test]

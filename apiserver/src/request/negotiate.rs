@@ -1,4 +1,5 @@
-//! Media types and bodies: what the response is encoded as (JSON or a Table), reading a
+//! Media types and bodies: what the response is encoded as (JSON, a Table or
+//! PartialObjectMetadata), reading a
 //! bounded body and decoding JSON, YAML or protobuf, and the JSON, plain-text and `Status`
 //! responses. No resource logic here.
 
@@ -20,6 +21,9 @@ pub const REQUEST_BODY_BYTES_MAX: usize = 3 * 1024 * 1024;
 pub enum Output {
     Json,
     Table,
+    /// `as=PartialObjectMetadata` (or `PartialObjectMetadataList`): objects reduced to their
+    /// metadata, as kube-rs' metadata watches and the garbage collector ask for them.
+    Metadata,
 }
 
 pub fn negotiate(headers: &HeaderMap) -> Result<Output, ApiError> {
@@ -36,9 +40,21 @@ pub fn negotiate(headers: &HeaderMap) -> Result<Output, ApiError> {
         let media = params.next().unwrap_or("");
         let ps: Vec<(&str, &str)> = params.filter_map(|p| p.split_once('=')).collect();
         let get = |k: &str| ps.iter().find(|(pk, _)| *pk == k).map(|(_, v)| *v);
+        let meta_v1 = get("g") == Some("meta.k8s.io") && matches!(get("v"), Some("v1" | "v1beta1"));
         if media == "application/json" && get("as") == Some("Table") {
-            if get("g") == Some("meta.k8s.io") && matches!(get("v"), Some("v1" | "v1beta1")) {
+            if meta_v1 {
                 return Ok(Output::Table);
+            }
+            continue;
+        }
+        if media == "application/json"
+            && matches!(
+                get("as"),
+                Some("PartialObjectMetadata" | "PartialObjectMetadataList")
+            )
+        {
+            if meta_v1 {
+                return Ok(Output::Metadata);
             }
             continue;
         }
@@ -189,6 +205,25 @@ mod tests {
         );
         assert_eq!(negotiate(&h).unwrap(), Output::Json);
         h.insert(header::ACCEPT, HeaderValue::from_static("text/html"));
+        assert_eq!(negotiate(&h).unwrap_err().code, 406);
+    }
+
+    #[test]
+    fn accept_headers_choose_partial_object_metadata() {
+        let mut h = HeaderMap::new();
+        for accept in [
+            "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1",
+            "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1",
+            "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1beta1,application/json",
+        ] {
+            h.insert(header::ACCEPT, HeaderValue::from_static(accept));
+            assert_eq!(negotiate(&h).unwrap(), Output::Metadata, "{accept}");
+        }
+        // Another group or version is not offered; without a fallback that is a 406.
+        h.insert(
+            header::ACCEPT,
+            HeaderValue::from_static("application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v2"),
+        );
         assert_eq!(negotiate(&h).unwrap_err().code, 406);
     }
 
