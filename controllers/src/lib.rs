@@ -1,5 +1,5 @@
 //! `mainstay-controllers`: Mainstay's kube-controller-manager — the controllers of
-//! `pkg/controller` (ReplicaSet and Deployment so far) and the manager that runs the ones
+//! `pkg/controller` (ReplicaSet, Deployment and disruption so far) and the manager that runs the ones
 //! `--controllers` enables for one term of leadership.
 //!
 //! **Owns:** the manager's descriptor table and `--controllers` semantics ([`manager`]); per
@@ -16,6 +16,7 @@
 //! nodesim crates — no `mainstay-*` crate but `mainstay-component`.
 
 pub mod deployment;
+pub mod disruption;
 pub mod error;
 pub mod manager;
 pub mod replicaset;

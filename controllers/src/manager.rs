@@ -68,6 +68,12 @@ const CONTROLLERS: &[Descriptor] = &[
         disabled_by_default: false,
         start: start_replicaset,
     },
+    Descriptor {
+        name: "disruption-controller",
+        aliases: &["disruption"],
+        disabled_by_default: false,
+        start: start_disruption,
+    },
 ];
 
 fn start_deployment(c: Context) -> BoxFuture<'static, Result<()>> {
@@ -84,6 +90,10 @@ fn start_replicaset(c: Context) -> BoxFuture<'static, Result<()>> {
         c.config.concurrent_replicaset_syncs,
         c.leading,
     ))
+}
+
+fn start_disruption(c: Context) -> BoxFuture<'static, Result<()>> {
+    Box::pin(crate::disruption::run(c.client, c.leading))
 }
 
 /// The canonical names of all known controllers.
@@ -284,15 +294,22 @@ mod tests {
 
     #[test]
     fn the_real_table_knows_deployment_and_replicaset() {
-        assert_eq!(
-            known_controllers(),
-            ["deployment-controller", "replicaset-controller"]
-        );
+        assert!(known_controllers()
+            .starts_with(&["deployment-controller", "replicaset-controller"]));
         let all = enabled_controllers(&ManagerConfig::default().controllers).expect("valid");
-        assert_eq!(all, ["deployment-controller", "replicaset-controller"]);
-        let only_rs = enabled_controllers(&flags(&["*", "-deployment"])).expect("valid");
+        assert_eq!(all, known_controllers());
+        let only_rs = enabled_controllers(&flags(&["replicaset"])).expect("valid");
         assert_eq!(only_rs, ["replicaset-controller"]);
         assert!(enabled_controllers(&flags(&["garbagecollector"])).is_err());
+    }
+
+    #[test]
+    fn the_disruption_controller_is_on_by_default_under_both_names() {
+        assert!(known_controllers().contains(&"disruption-controller"));
+        let on = enabled_controllers(&flags(&["disruption"])).expect("valid");
+        assert_eq!(on, ["disruption-controller"]);
+        let off = enabled_controllers(&flags(&["*", "-disruption-controller"])).expect("valid");
+        assert!(!off.contains(&"disruption-controller"));
     }
 
     #[test]

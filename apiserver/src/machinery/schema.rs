@@ -259,6 +259,9 @@ const REPLICA_SET: TypeName = apps_v1!("ReplicaSet");
 const REPLICA_SET_SPEC: TypeName = apps_v1!("ReplicaSetSpec");
 const REPLICA_SET_STATUS: TypeName = apps_v1!("ReplicaSetStatus");
 const LEASE: TypeName = "io.k8s.api.coordination.v1.Lease";
+const PDB: TypeName = "io.k8s.api.policy.v1.PodDisruptionBudget";
+const PDB_SPEC: TypeName = "io.k8s.api.policy.v1.PodDisruptionBudgetSpec";
+const PDB_STATUS: TypeName = "io.k8s.api.policy.v1.PodDisruptionBudgetStatus";
 const SCALE: TypeName = "io.k8s.api.autoscaling.v1.Scale";
 
 const NAME: &[&str] = &["name"];
@@ -416,6 +419,12 @@ pub const FIELDS: &[Field] = &[
     f(REPLICA_SET, "status").child(REPLICA_SET_STATUS),
     f(LEASE, "metadata").child(OBJECT_META),
     f(SCALE, "metadata").child(OBJECT_META),
+    // policy/v1 PodDisruptionBudget
+    f(PDB_SPEC, "selector").child(LABEL_SELECTOR),
+    f(PDB_STATUS, "conditions").map(TYPE).merge("type"),
+    f(PDB, "metadata").child(OBJECT_META),
+    f(PDB, "spec").child(PDB_SPEC),
+    f(PDB, "status").child(PDB_STATUS),
 ];
 
 /// Types whose fields are another type's rows: `EphemeralContainer` embeds
@@ -458,6 +467,7 @@ pub const KINDS: &[(&str, &str, TypeName)] = &[
     ("apps/v1", "ReplicaSet", REPLICA_SET),
     ("coordination.k8s.io/v1", "Lease", LEASE),
     ("autoscaling/v1", "Scale", SCALE),
+    ("policy/v1", "PodDisruptionBudget", PDB),
 ];
 
 /// Every kind's `metadata`.

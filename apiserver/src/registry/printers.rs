@@ -289,6 +289,14 @@ const REPLICASET_COLUMNS: &[Column] = &[
 
 const LEASE_COLUMNS: &[Column] = &[NAME_COL, col("Holder", "string", D_HOLDER), AGE_COL];
 
+const PDB_COLUMNS: &[Column] = &[
+    NAME_COL,
+    col("Min Available", "string", "The minimum number of pods that must be available simultaneously.  This can be either an integer or a string specifying a percentage, e.g. \"28%\"."),
+    col("Max Unavailable", "string", "The maximum number of pods that may be unavailable simultaneously.  This can be either an integer or a string specifying a percentage, e.g. \"28%\"."),
+    col("Allowed Disruptions", "integer", "Calculated number of pods that may be disrupted at this time."),
+    AGE_COL,
+];
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Printer {
     Namespace,
@@ -302,6 +310,7 @@ enum Printer {
     Deployment,
     ReplicaSet,
     Lease,
+    PodDisruptionBudget,
 }
 
 fn printer_for(group: &str, kind: &str) -> Option<Printer> {
@@ -318,6 +327,7 @@ fn printer_for(group: &str, kind: &str) -> Option<Printer> {
         ("apps", "Deployment") => Printer::Deployment,
         ("apps", "ReplicaSet") => Printer::ReplicaSet,
         ("coordination.k8s.io", "Lease") => Printer::Lease,
+        ("policy", "PodDisruptionBudget") => Printer::PodDisruptionBudget,
         _ => return None,
     })
 }
@@ -336,6 +346,7 @@ impl Printer {
             Printer::Deployment => DEPLOYMENT_COLUMNS,
             Printer::ReplicaSet => REPLICASET_COLUMNS,
             Printer::Lease => LEASE_COLUMNS,
+            Printer::PodDisruptionBudget => PDB_COLUMNS,
         }
     }
 
@@ -376,6 +387,13 @@ impl Printer {
                 ]
             }
             Printer::Lease => vec![name, st(obj, &["spec", "holderIdentity"]).into(), age],
+            Printer::PodDisruptionBudget => vec![
+                name,
+                int_or_string(obj, &["spec", "minAvailable"]).into(),
+                int_or_string(obj, &["spec", "maxUnavailable"]).into(),
+                int(obj, &["status", "disruptionsAllowed"]).into(),
+                age,
+            ],
         };
         (cells, None)
     }
@@ -410,6 +428,15 @@ fn arr<'a>(v: &'a Value, path: &[&str]) -> &'a [Value] {
         .and_then(Value::as_array)
         .map(Vec::as_slice)
         .unwrap_or_default()
+}
+
+/// `IntOrString.String()` of an optional field, `N/A` when unset (printPodDisruptionBudget).
+fn int_or_string(v: &Value, path: &[&str]) -> String {
+    match at(v, path) {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Number(n)) => n.to_string(),
+        _ => "N/A".to_string(),
+    }
 }
 
 fn obj_len(v: &Value, key: &str) -> i64 {

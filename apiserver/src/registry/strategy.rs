@@ -70,6 +70,9 @@ pub fn decode_typed(r: &ResourceInfo, obj: &Value) -> Result<(Value, Vec<String>
         "Deployment" => round::<apps::Deployment>(r, obj)?,
         "ReplicaSet" => round::<apps::ReplicaSet>(r, obj)?,
         "Lease" => round::<coord::Lease>(r, obj)?,
+        "PodDisruptionBudget" => {
+            round::<k8s_openapi::api::policy::v1::PodDisruptionBudget>(r, obj)?
+        }
         other => return Err(ApiError::internal(format!("no type for kind {other}"))),
     };
     let mut unknown = Vec::new();
@@ -325,6 +328,7 @@ pub fn validate_kind(r: &ResourceInfo, obj: &Value, causes: &mut Vec<Cause>) {
                 }
             }
         }
+        "PodDisruptionBudget" => crate::registry::kinds::pdb::validate(obj, causes),
         _ => {}
     }
 }
@@ -541,7 +545,7 @@ pub fn apply_defaults(r: &ResourceInfo, obj: &mut Value) {
 
 /// Whether the resource bumps metadata.generation when its spec changes.
 pub fn tracks_generation(r: &ResourceInfo) -> bool {
-    matches!(r.kind, "Deployment" | "ReplicaSet")
+    matches!(r.kind, "Deployment" | "ReplicaSet" | "PodDisruptionBudget")
 }
 
 /// The status a newly created object starts with (its status subresource owns it afterwards).
@@ -553,6 +557,7 @@ pub fn initial_status(r: &ResourceInfo, obj: &mut Value) {
         }
         "Deployment" | "ReplicaSet" => obj["status"] = json!({}),
         "Service" => obj["status"] = json!({"loadBalancer": {}}),
+        "PodDisruptionBudget" => obj["status"] = crate::registry::kinds::pdb::initial_status(),
         _ => {}
     }
 }

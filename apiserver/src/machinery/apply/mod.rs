@@ -262,7 +262,7 @@ fn strip(set: &mut FieldSet) {
 fn has_status_subresource(kind: &str) -> bool {
     matches!(
         kind,
-        "Pod" | "Service" | "Node" | "Namespace" | "Deployment" | "ReplicaSet"
+        "Pod" | "Service" | "Node" | "Namespace" | "Deployment" | "ReplicaSet" | "PodDisruptionBudget"
     )
 }
 
@@ -723,6 +723,8 @@ fn empty_object(kind: &str) -> Value {
         "Service" => serde_json::json!({"spec": {}, "status": {"loadBalancer": {}}}),
         "Namespace" | "Node" => serde_json::json!({"spec": {}, "status": {}}),
         "Lease" => serde_json::json!({"spec": {}}),
+        "PodDisruptionBudget" => serde_json::json!({"spec": {}, "status": {
+            "disruptionsAllowed": 0, "currentHealthy": 0, "desiredHealthy": 0, "expectedPods": 0}}),
         "Event" => serde_json::json!({
             "involvedObject": {},
             "source": {},

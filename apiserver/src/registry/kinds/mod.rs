@@ -2,3 +2,4 @@
 
 pub mod namespace;
 pub mod service;
+pub mod pdb;
