@@ -294,8 +294,9 @@ mod tests {
 
     #[test]
     fn the_real_table_knows_deployment_and_replicaset() {
-        assert!(known_controllers()
-            .starts_with(&["deployment-controller", "replicaset-controller"]));
+        assert!(
+            known_controllers().starts_with(&["deployment-controller", "replicaset-controller"])
+        );
         let all = enabled_controllers(&ManagerConfig::default().controllers).expect("valid");
         assert_eq!(all, known_controllers());
         let only_rs = enabled_controllers(&flags(&["replicaset"])).expect("valid");

@@ -219,7 +219,9 @@ impl History {
                         p.metadata.uid.clone().unwrap_or_default(),
                         Some(is_ready(&p) && p.metadata.deletion_timestamp.is_none()),
                     ),
-                    Ok(watcher::Event::Delete(p)) => (p.metadata.uid.clone().unwrap_or_default(), None),
+                    Ok(watcher::Event::Delete(p)) => {
+                        (p.metadata.uid.clone().unwrap_or_default(), None)
+                    }
                     Ok(watcher::Event::InitDone) => {
                         if let Some(tx) = synced.take() {
                             let _ = tx.send(());
@@ -328,7 +330,11 @@ async fn evictions_respect_budgets_and_kubectl_drain_waits_for_them() {
     let running = eventually("six pods Ready", DEADLINE, ready_pods).await;
     let mut per_node: HashMap<String, usize> = HashMap::new();
     for p in &running {
-        let node = p.spec.as_ref().and_then(|s| s.node_name.clone()).unwrap_or_default();
+        let node = p
+            .spec
+            .as_ref()
+            .and_then(|s| s.node_name.clone())
+            .unwrap_or_default();
         *per_node.entry(node).or_default() += 1;
     }
     let (node, on_node) = per_node
@@ -351,7 +357,10 @@ async fn evictions_respect_budgets_and_kubectl_drain_waits_for_them() {
         .expect("creating the budget");
     let b = budget_status(&budgets, "web", 1, 0).await;
     let s = b.status.expect("status");
-    assert_eq!((s.current_healthy, s.desired_healthy, s.expected_pods), (6, 6, 6));
+    assert_eq!(
+        (s.current_healthy, s.desired_healthy, s.expected_pods),
+        (6, 6, 6)
+    );
     let victim = running[0].metadata.name.clone().expect("name");
     let e = api_error(
         pods.evict(&victim, &EvictParams::default())
@@ -434,7 +443,10 @@ async fn evictions_respect_budgets_and_kubectl_drain_waits_for_them() {
     );
 
     // Cordoned, empty of the deployment's pods, and the replacements Ready elsewhere.
-    let n = Api::<Node>::all(c.clone()).get(&node).await.expect("the node");
+    let n = Api::<Node>::all(c.clone())
+        .get(&node)
+        .await
+        .expect("the node");
     assert_eq!(n.spec.and_then(|s| s.unschedulable), Some(true));
     let back = eventually("six pods Ready again", DEADLINE, ready_pods).await;
     assert!(back

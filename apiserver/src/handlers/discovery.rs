@@ -478,7 +478,10 @@ mod tests {
         let pdb = &policy["resources"][0];
         assert_eq!(pdb["name"], "poddisruptionbudgets");
         assert_eq!(pdb["shortNames"], json!(["pdb"]));
-        assert_eq!(policy["resources"][1]["name"], "poddisruptionbudgets/status");
+        assert_eq!(
+            policy["resources"][1]["name"],
+            "poddisruptionbudgets/status"
+        );
         let status = rs
             .iter()
             .find(|r| r["name"] == "pods/status")

@@ -59,11 +59,9 @@ fn delete_options(eviction: &Value, dry_run: bool) -> Result<Value, ApiError> {
         .cloned();
     match body_dry_run {
         None => opts["dryRun"] = query_dry_run,
-        Some(d) if dry_run && json!(d) != query_dry_run => {
-            return Err(ApiError::internal(
-                "createOptions.DryRun and eviction.DeleteOptions.DryRun are both set and do not match",
-            ))
-        }
+        Some(d) if dry_run && json!(d) != query_dry_run => return Err(ApiError::internal(
+            "createOptions.DryRun and eviction.DeleteOptions.DryRun are both set and do not match",
+        )),
         Some(_) => {}
     }
     Ok(opts)
@@ -95,11 +93,7 @@ pub(super) async fn evict(
     }
     match eviction.get("kind").and_then(Value::as_str) {
         None | Some("" | "Eviction") => {}
-        Some(k) => {
-            return Err(ApiError::bad_request(format!(
-                "not a Eviction object: {k}"
-            )))
-        }
+        Some(k) => return Err(ApiError::bad_request(format!("not a Eviction object: {k}"))),
     }
     if eviction.pointer("/metadata/name").and_then(Value::as_str) != Some(t.name()) {
         return Err(ApiError::bad_request(

@@ -647,7 +647,11 @@ fn fields(name: &str) -> Option<Fields> {
             (3, "orphanDependents", BoolKeep),
             (4, "propagationPolicy", StrKeep),
             (5, "dryRun", RepStr),
-            (6, "ignoreStoreReadErrorWithClusterBreakingPotential", BoolKeep),
+            (
+                6,
+                "ignoreStoreReadErrorWithClusterBreakingPotential",
+                BoolKeep,
+            ),
         ],
         "Preconditions" => &[(1, "uid", StrKeep), (2, "resourceVersion", StrKeep)],
         "PodDisruptionBudget" => &[

@@ -249,12 +249,18 @@ impl Controller {
         let now = Utc::now();
         let (disrupted, recheck, timed_out) = sync::disrupted_pods(budget, &pods, now);
         for name in timed_out {
-            if let Some(p) = pods.iter().find(|p| p.metadata.name.as_deref() == Some(&name)) {
+            if let Some(p) = pods
+                .iter()
+                .find(|p| p.metadata.name.as_deref() == Some(&name))
+            {
                 self.recorder.record(
                     &object_reference(*p),
                     EventType::Warning,
                     "NotDeleted",
-                    format!("Pod was expected by PDB {ns}/{} to be deleted but it wasn't", budget.metadata.name.as_deref().unwrap_or("")),
+                    format!(
+                        "Pod was expected by PDB {ns}/{} to be deleted but it wasn't",
+                        budget.metadata.name.as_deref().unwrap_or("")
+                    ),
                 );
             }
         }
@@ -298,21 +304,32 @@ impl Controller {
         match r.kind.as_str() {
             "ReplicationController" if group.is_empty() => {
                 let api: Api<ReplicationController> = Api::namespaced(self.client.clone(), ns);
-                Ok(api.get_opt(&r.name).await?.filter(|c| same(&c.metadata.uid)).map(|c| {
-                    let n = c.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
-                    (r.uid.clone(), n)
-                }))
+                Ok(api
+                    .get_opt(&r.name)
+                    .await?
+                    .filter(|c| same(&c.metadata.uid))
+                    .map(|c| {
+                        let n = c.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+                        (r.uid.clone(), n)
+                    }))
             }
             "StatefulSet" if apps => {
                 let api: Api<StatefulSet> = Api::namespaced(self.client.clone(), ns);
-                Ok(api.get_opt(&r.name).await?.filter(|s| same(&s.metadata.uid)).map(|s| {
-                    let n = s.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
-                    (r.uid.clone(), n)
-                }))
+                Ok(api
+                    .get_opt(&r.name)
+                    .await?
+                    .filter(|s| same(&s.metadata.uid))
+                    .map(|s| {
+                        let n = s.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+                        (r.uid.clone(), n)
+                    }))
             }
             "ReplicaSet" if apps => {
                 let api: Api<ReplicaSet> = Api::namespaced(self.client.clone(), ns);
-                let Some(rs) = api.get_opt(&r.name).await?.filter(|s| same(&s.metadata.uid))
+                let Some(rs) = api
+                    .get_opt(&r.name)
+                    .await?
+                    .filter(|s| same(&s.metadata.uid))
                 else {
                     return Ok(None);
                 };

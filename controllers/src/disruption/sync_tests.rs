@@ -57,7 +57,11 @@ fn none(_: &OwnerReference) -> Scale {
 }
 
 /// The status one sync computes, from scratch.
-fn sync(b: &PodDisruptionBudget, pods: &[Pod], scale: &dyn Fn(&OwnerReference) -> Scale) -> PodDisruptionBudgetStatus {
+fn sync(
+    b: &PodDisruptionBudget,
+    pods: &[Pod],
+    scale: &dyn Fn(&OwnerReference) -> Scale,
+) -> PodDisruptionBudgetStatus {
     let sel = budget_selector(b).unwrap();
     let selected = pods_for(sel.as_ref(), pods.iter());
     let e = expected_pod_count(b, &selected, scale).unwrap();
@@ -89,7 +93,13 @@ fn percentages_round_up() {
 fn counts_follow_kubes_table() {
     // (minAvailable, maxUnavailable, pods (name, ready), deployment replicas) →
     // (expected, desired, current, allowed)
-    type Case = (Option<IntOrString>, Option<IntOrString>, &'static [bool], i32, (i32, i32, i32, i32));
+    type Case = (
+        Option<IntOrString>,
+        Option<IntOrString>,
+        &'static [bool],
+        i32,
+        (i32, i32, i32, i32),
+    );
     let cases: &[Case] = &[
         // TestNoSelector-like: minAvailable int counts the selected pods.
         (int(3), None, &[true, true, true], 3, (3, 3, 3, 0)),
@@ -115,7 +125,12 @@ fn counts_follow_kubes_table() {
             .collect();
         let s = sync(&b, &pods, &scales(*replicas));
         assert_eq!(
-            (s.expected_pods, s.desired_healthy, s.current_healthy, s.disruptions_allowed),
+            (
+                s.expected_pods,
+                s.desired_healthy,
+                s.current_healthy,
+                s.disruptions_allowed
+            ),
             *want,
             "min {min:?} max {max:?} pods {pods:?}"
         );
@@ -192,10 +207,7 @@ fn recent_evictions_are_not_healthy_until_they_time_out() {
     assert_eq!(count_healthy(&selected, &kept, at(0)), 3);
     let s = sync(&b, &pods, &none);
     assert_eq!((s.current_healthy, s.disruptions_allowed), (3, 1));
-    assert_eq!(
-        s.disrupted_pods.unwrap().keys().collect::<Vec<_>>(),
-        ["a"]
-    );
+    assert_eq!(s.disrupted_pods.unwrap().keys().collect::<Vec<_>>(), ["a"]);
     // A pod being deleted is neither healthy nor kept in the map.
     let mut deleting = ready("a");
     deleting.metadata.deletion_timestamp = Some(Time(at(0)));
@@ -243,7 +255,17 @@ fn a_failed_sync_allows_no_disruption() {
     assert_eq!(s.disruptions_allowed, 0);
     let c = &s.conditions.unwrap()[0];
     assert_eq!(
-        (c.type_.as_str(), c.status.as_str(), c.reason.as_str(), c.message.as_str()),
-        ("DisruptionAllowed", "False", "SyncFailed", "found no controllers for pod \"p\"")
+        (
+            c.type_.as_str(),
+            c.status.as_str(),
+            c.reason.as_str(),
+            c.message.as_str()
+        ),
+        (
+            "DisruptionAllowed",
+            "False",
+            "SyncFailed",
+            "found no controllers for pod \"p\""
+        )
     );
 }

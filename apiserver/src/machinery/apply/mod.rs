@@ -262,7 +262,13 @@ fn strip(set: &mut FieldSet) {
 fn has_status_subresource(kind: &str) -> bool {
     matches!(
         kind,
-        "Pod" | "Service" | "Node" | "Namespace" | "Deployment" | "ReplicaSet" | "PodDisruptionBudget"
+        "Pod"
+            | "Service"
+            | "Node"
+            | "Namespace"
+            | "Deployment"
+            | "ReplicaSet"
+            | "PodDisruptionBudget"
     )
 }
 

@@ -1,5 +1,5 @@
 //! Kinds with behaviour of their own, one file each (kube's `pkg/registry/<group>/<kind>`).
 
 pub mod namespace;
-pub mod service;
 pub mod pdb;
+pub mod service;

@@ -22,15 +22,11 @@ pub fn initial_status() -> Value {
 /// `ValidatePositiveIntOrPercent` and `IsNotMoreThan100Percent` of an int-or-string field.
 fn validate_int_or_percent(v: &Value, field: &str, causes: &mut Vec<Cause>) {
     match v {
-        Value::Number(n) => {
-            if n.as_i64().is_none_or(|n| n < 0) {
-                causes.push(Cause::invalid(
-                    field,
-                    v,
-                    "must be greater than or equal to 0",
-                ));
-            }
-        }
+        Value::Number(n) if n.as_i64().is_none_or(|n| n < 0) => causes.push(Cause::invalid(
+            field,
+            v,
+            "must be greater than or equal to 0",
+        )),
         Value::String(s) => match percent(s) {
             None => causes.push(Cause::invalid(
                 field,
@@ -139,10 +135,7 @@ pub fn validate(obj: &Value, causes: &mut Vec<Cause>) {
         "desiredHealthy",
         "expectedPods",
     ] {
-        if let Some(n) = obj
-            .pointer(&format!("/status/{f}"))
-            .and_then(Value::as_i64)
-        {
+        if let Some(n) = obj.pointer(&format!("/status/{f}")).and_then(Value::as_i64) {
             if n < 0 {
                 causes.push(Cause::invalid(
                     format!("status.{f}"),
@@ -202,9 +195,7 @@ pub fn is_pod_ready(pod: &Value) -> bool {
 /// The budgets (of the pod's namespace) whose selector selects the pod. On policy/v1 an empty
 /// selector selects every pod; a missing or invalid one selects none.
 pub fn budgets_selecting<'a>(pod: &Value, budgets: &'a [Value]) -> Vec<&'a Value> {
-    let labels = pod
-        .pointer("/metadata/labels")
-        .and_then(Value::as_object);
+    let labels = pod.pointer("/metadata/labels").and_then(Value::as_object);
     let ns = pod.pointer("/metadata/namespace");
     budgets
         .iter()
@@ -309,9 +300,7 @@ pub fn set_condition(
     observed_generation: i64,
     now: &str,
 ) {
-    let conds = status
-        .entry("conditions")
-        .or_insert_with(|| json!([]));
+    let conds = status.entry("conditions").or_insert_with(|| json!([]));
     if !conds.is_array() {
         *conds = json!([]);
     }
@@ -375,9 +364,7 @@ pub fn check_and_decrement(budget: &Value, pod_name: &str, now: &str) -> Result<
     if allowed - 1 == 0 {
         set_disruption_allowed_condition(status, now);
     }
-    let pods = status
-        .entry("disruptedPods")
-        .or_insert_with(|| json!({}));
+    let pods = status.entry("disruptedPods").or_insert_with(|| json!({}));
     if !pods.is_object() {
         *pods = json!({});
     }

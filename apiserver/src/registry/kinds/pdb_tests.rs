@@ -79,8 +79,7 @@ fn validation_follows_kubes_rules() {
     for (spec, field, message) in cases {
         let got = causes_of(&ok(spec.clone()));
         assert!(
-            got.iter()
-                .any(|(f, m)| f == field && m.contains(message)),
+            got.iter().any(|(f, m)| f == field && m.contains(message)),
             "{spec}: {got:?}"
         );
     }
@@ -159,7 +158,11 @@ fn the_plan_depends_on_the_pods_phase_readiness_and_the_budgets() {
         Plan::DeleteUnhealthy { budget: "b".into() }
     );
     // desiredHealthy 0 does not count as met.
-    let unset = budget("b", web(), json!({"currentHealthy": 0, "desiredHealthy": 0}));
+    let unset = budget(
+        "b",
+        web(),
+        json!({"currentHealthy": 0, "desiredHealthy": 0}),
+    );
     assert_eq!(
         plan(&pod("Running", false), &[unset]),
         Plan::Decrement { budget: "b".into() }
@@ -176,10 +179,7 @@ fn a_budget_with_room_spends_one_disruption_and_records_the_pod() {
     // The last disruption flips the condition to InsufficientPods.
     let last = check_and_decrement(&new, "q", NOW).unwrap();
     assert_eq!(last["status"]["disruptionsAllowed"], 0);
-    assert_eq!(
-        last["status"]["disruptedPods"],
-        json!({"p": NOW, "q": NOW})
-    );
+    assert_eq!(last["status"]["disruptedPods"], json!({"p": NOW, "q": NOW}));
     let c = &last["status"]["conditions"][0];
     assert_eq!(
         (&c["type"], &c["status"], &c["reason"]),

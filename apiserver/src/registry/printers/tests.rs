@@ -719,7 +719,13 @@ fn deployment_and_replicaset_rows() {
 fn poddisruptionbudget_rows() {
     let p = json!({"metadata": {"name": "web", "creationTimestamp": ts(30)},
         "spec": {"minAvailable": 2}, "status": {"disruptionsAllowed": 1}});
-    let t = table("policy/v1", "PodDisruptionBudget", &[p], IncludeObject::None, NOW);
+    let t = table(
+        "policy/v1",
+        "PodDisruptionBudget",
+        &[p],
+        IncludeObject::None,
+        NOW,
+    );
     assert_eq!(
         col_names(&t),
         [
