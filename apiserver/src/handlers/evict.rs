@@ -155,7 +155,7 @@ pub(super) async fn evict(
     let mut opts = original.clone();
     let mut unhealthy_budget = None;
     match pdb::plan(&pod, &budgets) {
-        // The pod changed phase since the loop above read it: nothing protects it now.
+        // (DeleteIgnoringBudgets was handled by the loop above, on this same pod.)
         Plan::DeleteIgnoringBudgets { .. } | Plan::NoBudget => {}
         Plan::MultipleBudgets => {
             return Ok(Reply {
