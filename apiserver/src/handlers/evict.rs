@@ -294,3 +294,35 @@ async fn condition_and_delete(
         .await
         .map(|_| ())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_requests_dry_run_reaches_the_delete_options() {
+        // No deleteOptions: the request's dryRun.
+        let o = delete_options(&json!({}), true).unwrap();
+        assert!(is_dry_run(&o));
+        let o = delete_options(&json!({}), false).unwrap();
+        assert!(!is_dry_run(&o));
+        // The Eviction's own options are kept, with the request's dryRun added.
+        let ev = json!({"deleteOptions": {"gracePeriodSeconds": 5, "preconditions": {"uid": "u"}}});
+        let o = delete_options(&ev, true).unwrap();
+        assert_eq!(o["gracePeriodSeconds"], 5);
+        assert_eq!(o["preconditions"]["uid"], "u");
+        assert!(is_dry_run(&o));
+        // Both set and equal is fine; set in the body only is kept.
+        let ev = json!({"deleteOptions": {"dryRun": ["All"]}});
+        assert!(is_dry_run(&delete_options(&ev, true).unwrap()));
+        assert!(is_dry_run(&delete_options(&ev, false).unwrap()));
+        assert_eq!(
+            rv_precondition(&json!({"preconditions": {"resourceVersion": ""}})),
+            None
+        );
+        assert_eq!(
+            rv_precondition(&json!({"preconditions": {"resourceVersion": "7"}})),
+            Some("7")
+        );
+    }
+}
