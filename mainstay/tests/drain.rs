@@ -202,7 +202,10 @@ fn is_ready(p: &Pod) -> bool {
 /// Every change of the pods of one namespace, as one watch delivers them: (pod uid, whether it
 /// counts for the budget — Ready and not being deleted — or None once deleted).
 #[derive(Clone)]
-struct History(Arc<Mutex<Vec<(String, Option<bool>)>>>);
+struct History(Arc<Mutex<Vec<PodChange>>>);
+
+/// (pod uid, healthy — or None once deleted)
+type PodChange = (String, Option<bool>);
 
 impl History {
     async fn record(client: &kube::Client, ns: &str) -> (History, tokio::task::JoinHandle<()>) {
@@ -304,7 +307,7 @@ async fn evictions_respect_budgets_and_kubectl_drain_waits_for_them() {
     let (history, _watch) = History::record(c, ns).await;
 
     // Six replicas on three nodes: two on each.
-    let replicas = 6;
+    let replicas: usize = 6;
     let d: Deployment = serde_json::from_value(json!({
         "metadata": {"name": "web"},
         "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": "web"}},
@@ -318,8 +321,10 @@ async fn evictions_respect_budgets_and_kubectl_drain_waits_for_them() {
         .await
         .expect("creating the deployment");
     let pods: Api<Pod> = Api::namespaced(c.clone(), ns);
-    let ready_pods = || async {
-        let list = pods.list(&ListParams::default()).await.ok()?;
+    let pods_ref = &pods;
+    // Copy (it holds only references), so it serves both waits below.
+    let ready_pods = move || async move {
+        let list = pods_ref.list(&ListParams::default()).await.ok()?;
         let ready: Vec<Pod> = list
             .items
             .into_iter()
@@ -454,7 +459,7 @@ async fn evictions_respect_budgets_and_kubectl_drain_waits_for_them() {
         .all(|p| p.spec.as_ref().and_then(|s| s.node_name.as_deref()) != Some(node.as_str())));
     let evicted = history.min_healthy_from(from);
     assert!(
-        evicted >= (replicas - 1) as usize,
+        evicted >= replicas - 1,
         "only {evicted} healthy pods at one point of the drain (minAvailable {})",
         replicas - 1
     );
