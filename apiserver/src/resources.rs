@@ -10,6 +10,9 @@ pub enum Subresource {
     Scale,
     /// `binding` (pods only): POST a `Binding` to set `.spec.nodeName`.
     Binding,
+    /// `eviction` (pods only): POST a `policy/v1` `Eviction` to delete the pod within its
+    /// PodDisruptionBudget.
+    Eviction,
 }
 
 impl Subresource {
@@ -18,6 +21,7 @@ impl Subresource {
             Subresource::Status => "status",
             Subresource::Scale => "scale",
             Subresource::Binding => "binding",
+            Subresource::Eviction => "eviction",
         }
     }
 }
@@ -121,7 +125,11 @@ pub const RESOURCES: &[ResourceInfo] = &[
         namespaced: true,
         short_names: &["po"],
         categories: &["all"],
-        subresources: &[Subresource::Status, Subresource::Binding],
+        subresources: &[
+            Subresource::Status,
+            Subresource::Binding,
+            Subresource::Eviction,
+        ],
         storage_segment: "pods",
     },
     ResourceInfo {
@@ -267,6 +275,18 @@ pub const RESOURCES: &[ResourceInfo] = &[
         categories: &[],
         subresources: &[],
         storage_segment: "endpointslices",
+    },
+    ResourceInfo {
+        group: "policy",
+        version: "v1",
+        kind: "PodDisruptionBudget",
+        plural: "poddisruptionbudgets",
+        singular: "poddisruptionbudget",
+        namespaced: true,
+        short_names: &["pdb"],
+        categories: &[],
+        subresources: &[Subresource::Status],
+        storage_segment: "poddisruptionbudgets",
     },
 ];
 

@@ -1,7 +1,7 @@
 //! `mainstay-controllers`: Mainstay's kube-controller-manager — the controllers of
 //! `pkg/controller` (ReplicaSet, Deployment, Namespace, the garbage collector, Job, CronJob,
-//! TTL-after-finished, ServiceAccount, Endpoints and EndpointSlice) and the manager that runs
-//! the ones `--controllers` enables for one term of leadership.
+//! TTL-after-finished, ServiceAccount, Endpoints, EndpointSlice and disruption) and the manager
+//! that runs the ones `--controllers` enables for one term of leadership.
 //!
 //! **Owns:** the manager's descriptor table and `--controllers` semantics ([`manager`]); per
 //! controller, the pure decisions in a `sync` module (which pods to create, delete, adopt or
@@ -21,6 +21,7 @@ pub mod cronjob;
 pub mod deployment;
 pub mod endpoint;
 pub mod endpointslice;
+pub mod disruption;
 pub mod error;
 pub mod gc;
 pub mod job;

@@ -143,6 +143,12 @@ const CONTROLLERS: &[Descriptor] = &[
         disabled_by_default: false,
         start: start_endpointslice,
     },
+    Descriptor {
+        name: "disruption-controller",
+        aliases: &["disruption"],
+        disabled_by_default: false,
+        start: start_disruption,
+    },
 ];
 
 fn start_deployment(c: Context) -> BoxFuture<'static, Result<()>> {
@@ -224,6 +230,10 @@ fn start_endpointslice(c: Context) -> BoxFuture<'static, Result<()>> {
         c.config.max_endpoints_per_slice,
         c.leading,
     ))
+}
+
+fn start_disruption(c: Context) -> BoxFuture<'static, Result<()>> {
+    Box::pin(crate::disruption::run(c.client, c.leading))
 }
 
 /// The canonical names of all known controllers.
@@ -469,6 +479,15 @@ mod tests {
             (5, 5, 5)
         );
         assert_eq!(c.max_endpoints_per_slice, 100);
+    }
+
+    #[test]
+    fn the_disruption_controller_is_on_by_default_under_both_names() {
+        assert!(known_controllers().contains(&"disruption-controller"));
+        let on = enabled_controllers(&flags(&["disruption"])).expect("valid");
+        assert_eq!(on, ["disruption-controller"]);
+        let off = enabled_controllers(&flags(&["*", "-disruption-controller"])).expect("valid");
+        assert!(!off.contains(&"disruption-controller"));
     }
 
     #[test]

@@ -119,6 +119,28 @@ until_eq "huge stays Pending, Unschedulable" "Unschedulable" 30 \
 match "describe pod: FailedScheduling event" 'Warning +FailedScheduling +.*default-scheduler +0/[0-9]+ nodes are available: [0-9]+ Insufficient cpu\.' \
     "${KN[@]}" describe pod huge
 
+# ------------------------------------------------------------- a budget and kubectl drain
+# Six replicas on three nodes, a budget of minAvailable 5: draining a node with two of them
+# evicts one, is refused (429) for the other until the first replacement is Ready elsewhere.
+eq "scale to 6 for the drain" "deployment.apps/web scaled" "${KN[@]}" scale deployment web --replicas=6
+match "rollout status at 6" '^deployment "web" successfully rolled out$' \
+    "${KN[@]}" rollout status deployment/web --timeout=60s
+eq "create pdb" "poddisruptionbudget.policy/web created" \
+    "${KN[@]}" create poddisruptionbudget web --selector=app=web --min-available=5
+until_eq "pdb allows one disruption" "1" 30 "${KN[@]}" get pdb web -o 'jsonpath={.status.disruptionsAllowed}'
+tbl "get pdb row" "web\|5\|N/A\|1\|$AGE" "${KN[@]}" get pdb web
+tbl "get poddisruptionbudgets.policy" "web\|5\|N/A\|1\|$AGE" "${KN[@]}" get poddisruptionbudgets.policy
+DRAIN_NODE=$(kubectl -n "$NS" get pods -l app=web -o 'jsonpath={range .items[*]}{.spec.nodeName}{"\n"}{end}' | sort | uniq -c | sort -rn | awk 'NR==1{print $2}')
+uncordon() { kubectl uncordon "$DRAIN_NODE" >/dev/null 2>&1; cleanup; }
+trap uncordon EXIT
+match "drain: a refused eviction, retried" "Cannot evict pod as it would violate the pod's disruption budget\." \
+    "${K[@]}" drain "$DRAIN_NODE" --pod-selector=app=web --ignore-daemonsets --delete-emptydir-data --timeout=90s
+out_match "drain: the node is drained" "^node/$DRAIN_NODE drained$"
+eq "drain: the node is cordoned" "true" "${K[@]}" get node "$DRAIN_NODE" -o 'jsonpath={.spec.unschedulable}'
+until_eq "drain: 6 pods Ready elsewhere" "6" 60 sh -c \
+    "kubectl -n $NS get pods -l app=web --field-selector=spec.nodeName!=$DRAIN_NODE,status.phase=Running --no-headers | grep -c ' 1/1 '"
+eq "uncordon" "node/$DRAIN_NODE uncordoned" "${K[@]}" uncordon "$DRAIN_NODE"
+
 # ------------------------------------------------------------- garbage collection
 eq "delete deployment (cascade background)" 'deployment.apps "web" deleted' "${KN[@]}" delete deployment web
 until_eq "its ReplicaSets are collected" "0" 30 sh -c \

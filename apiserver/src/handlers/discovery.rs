@@ -158,6 +158,12 @@ pub fn subresource_shape(sub: Subresource) -> SubresourceShape {
             version: "v1",
             kind: Some("Binding"),
         },
+        Subresource::Eviction => SubresourceShape {
+            verbs: &["create"],
+            group: "policy",
+            version: "v1",
+            kind: Some("Eviction"),
+        },
     }
 }
 
@@ -424,7 +430,7 @@ mod tests {
             .collect();
         assert_eq!(
             names,
-            ["apps", "batch", "coordination.k8s.io", "discovery.k8s.io"]
+            ["apps", "batch", "coordination.k8s.io", "discovery.k8s.io", "policy"]
         );
         assert_eq!(
             v["groups"][0]["preferredVersion"],
@@ -462,6 +468,24 @@ mod tests {
         assert_eq!(binding["kind"], "Binding");
         assert_eq!(binding["verbs"], json!(["create"]));
         assert!(binding.get("group").is_none());
+        // kubectl drain looks for pods/eviction as policy/v1 Eviction.
+        let eviction = rs
+            .iter()
+            .find(|r| r["name"] == "pods/eviction")
+            .expect("eviction");
+        assert_eq!(
+            (&eviction["group"], &eviction["version"], &eviction["kind"]),
+            (&json!("policy"), &json!("v1"), &json!("Eviction"))
+        );
+        assert_eq!(eviction["verbs"], json!(["create"]));
+        let policy = api_resource_list("policy", "v1").expect("policy/v1 served");
+        let pdb = &policy["resources"][0];
+        assert_eq!(pdb["name"], "poddisruptionbudgets");
+        assert_eq!(pdb["shortNames"], json!(["pdb"]));
+        assert_eq!(
+            policy["resources"][1]["name"],
+            "poddisruptionbudgets/status"
+        );
         let status = rs
             .iter()
             .find(|r| r["name"] == "pods/status")
@@ -531,7 +555,7 @@ mod tests {
             .flatten()
             .filter_map(|s| s["subresource"].as_str())
             .collect();
-        assert_eq!(subs, ["binding", "status"]);
+        assert_eq!(subs, ["binding", "eviction", "status"]);
 
         let apis = aggregated(false);
         let groups: Vec<&str> = apis["items"]
@@ -542,7 +566,7 @@ mod tests {
             .collect();
         assert_eq!(
             groups,
-            ["apps", "batch", "coordination.k8s.io", "discovery.k8s.io"]
+            ["apps", "batch", "coordination.k8s.io", "discovery.k8s.io", "policy"]
         );
         let deploy = apis["items"][0]["versions"][0]["resources"]
             .as_array()

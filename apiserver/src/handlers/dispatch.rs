@@ -8,7 +8,7 @@ use axum::extract::Request;
 use axum::response::Response;
 
 use super::common::Reply;
-use super::{create, delete, get, list, patch, update, watch};
+use super::{create, delete, evict, get, list, patch, update, watch};
 use crate::app::App;
 use crate::error::ApiError;
 use crate::request::info::{not_found_path, Query, RequestInfo, Verb};
@@ -41,6 +41,9 @@ pub async fn dispatch(app: &Arc<App>, info: &RequestInfo, query: &Query, req: Re
         Verb::Watch => return watch::watch_response(app, t, query, out).await,
         Verb::Create if t.sub.as_deref() == Some("binding") => {
             create::bind(app, t, query, &headers, req).await
+        }
+        Verb::Create if t.sub.as_deref() == Some("eviction") => {
+            evict::evict(app, t, query, &headers, req).await
         }
         Verb::Create if t.name.is_none() => create::create(app, t, query, &headers, req).await,
         Verb::Update if t.name.is_some() => update::update(app, t, query, &headers, req).await,

@@ -10,6 +10,7 @@ mod common;
 mod create;
 mod delete;
 mod dispatch;
+mod evict;
 mod get;
 mod list;
 mod patch;

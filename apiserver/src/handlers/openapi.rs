@@ -65,6 +65,12 @@ fn kind_schema(group: &str, version: &str, kind: &str) -> Option<SchemaFn> {
         ("discovery.k8s.io", "v1", "EndpointSlice") => {
             |g| g.subschema_for::<discovery::EndpointSlice>()
         }
+        ("policy", "v1", "PodDisruptionBudget") => {
+            |g| g.subschema_for::<k8s_openapi::api::policy::v1::PodDisruptionBudget>()
+        }
+        ("policy", "v1", "Eviction") => {
+            |g| g.subschema_for::<k8s_openapi::api::policy::v1::Eviction>()
+        }
         _ => return None,
     };
     Some(f)
@@ -634,6 +640,28 @@ fn resource_paths(r: &ResourceInfo, out: &mut Map<String, Value>) {
                     ),
                 );
             }
+            Subresource::Eviction => {
+                let eviction = schema_ref(&schema_name("policy", "v1", "Eviction"));
+                out.insert(
+                    path,
+                    path_item(
+                        item_params,
+                        vec![(
+                            "post",
+                            op(Op {
+                                description: format!("create eviction of a {kind}"),
+                                id: format!("create{gv}{ns}{kind}Eviction"),
+                                tag: &tag,
+                                action: "post",
+                                gvk: ("policy", "v1", "Eviction"),
+                                params: WRITE_PARAMS,
+                                body: Some((&["*/*"], eviction.clone())),
+                                responses: responses(&created, OBJ_TYPES, &eviction),
+                            }),
+                        )],
+                    ),
+                );
+            }
         }
     }
 }
@@ -729,6 +757,9 @@ fn build_schemas(group: &str, version: &str) -> Result<Map<String, Value>, OpenA
         }
         if r.has(Subresource::Binding) && !kinds.contains(&("", "v1", "Binding")) {
             kinds.push(("", "v1", "Binding"));
+        }
+        if r.has(Subresource::Eviction) && !kinds.contains(&("policy", "v1", "Eviction")) {
+            kinds.push(("policy", "v1", "Eviction"));
         }
     }
     for &(g, v, k) in &kinds {

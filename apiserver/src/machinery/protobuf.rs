@@ -696,6 +696,34 @@ fn fields(name: &str) -> Option<Fields> {
             (6, "strategy", StrKeep),
             (7, "preferredHolder", StrKeep),
         ],
+        // ---- policy/v1 (and v1beta1's Eviction, the same message) ----
+        "Eviction" => &[
+            (1, "metadata", Msg("ObjectMeta")),
+            (2, "deleteOptions", Msg("DeleteOptions")),
+        ],
+        "DeleteOptions" => &[
+            (1, "gracePeriodSeconds", IntKeep),
+            (2, "preconditions", Msg("Preconditions")),
+            (3, "orphanDependents", BoolKeep),
+            (4, "propagationPolicy", StrKeep),
+            (5, "dryRun", RepStr),
+            (
+                6,
+                "ignoreStoreReadErrorWithClusterBreakingPotential",
+                BoolKeep,
+            ),
+        ],
+        "Preconditions" => &[(1, "uid", StrKeep), (2, "resourceVersion", StrKeep)],
+        "PodDisruptionBudget" => &[
+            (1, "metadata", Msg("ObjectMeta")),
+            (2, "spec", Msg("PodDisruptionBudgetSpec")),
+        ],
+        "PodDisruptionBudgetSpec" => &[
+            (1, "minAvailable", IntOrStr),
+            (2, "selector", Msg("LabelSelector")),
+            (3, "maxUnavailable", IntOrStr),
+            (4, "unhealthyPodEvictionPolicy", StrKeep),
+        ],
         _ => return None,
     })
 }
@@ -719,6 +747,8 @@ fn top_level(api_version: &str, kind: &str) -> Option<&'static str> {
         ("batch/v1", "Job") => "Job",
         ("batch/v1", "CronJob") => "CronJob",
         ("v1", "ServiceAccount") => "ServiceAccount",
+        ("policy/v1" | "policy/v1beta1", "Eviction") => "Eviction",
+        ("policy/v1", "PodDisruptionBudget") => "PodDisruptionBudget",
         _ => return None,
     })
 }

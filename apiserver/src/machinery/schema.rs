@@ -273,6 +273,9 @@ const SERVICE_ACCOUNT: TypeName = core_v1!("ServiceAccount");
 const ENDPOINT_SLICE: TypeName = "io.k8s.api.discovery.v1.EndpointSlice";
 const DISCOVERY_ENDPOINT: TypeName = "io.k8s.api.discovery.v1.Endpoint";
 const ENDPOINT_HINTS: TypeName = "io.k8s.api.discovery.v1.EndpointHints";
+const PDB: TypeName = "io.k8s.api.policy.v1.PodDisruptionBudget";
+const PDB_SPEC: TypeName = "io.k8s.api.policy.v1.PodDisruptionBudgetSpec";
+const PDB_STATUS: TypeName = "io.k8s.api.policy.v1.PodDisruptionBudgetStatus";
 const SCALE: TypeName = "io.k8s.api.autoscaling.v1.Scale";
 
 const NAME: &[&str] = &["name"];
@@ -460,6 +463,12 @@ pub const FIELDS: &[Field] = &[
     f(CRON_JOB, "status").child(CRON_JOB_STATUS),
     f(SERVICE_ACCOUNT, "metadata").child(OBJECT_META),
     f(ENDPOINT_SLICE, "metadata").child(OBJECT_META),
+    // policy/v1 PodDisruptionBudget
+    f(PDB_SPEC, "selector").child(LABEL_SELECTOR),
+    f(PDB_STATUS, "conditions").map(TYPE).merge("type"),
+    f(PDB, "metadata").child(OBJECT_META),
+    f(PDB, "spec").child(PDB_SPEC),
+    f(PDB, "status").child(PDB_STATUS),
 ];
 
 /// Types whose fields are another type's rows: `EphemeralContainer` embeds
@@ -506,6 +515,7 @@ pub const KINDS: &[(&str, &str, TypeName)] = &[
     ("batch/v1", "CronJob", CRON_JOB),
     ("v1", "ServiceAccount", SERVICE_ACCOUNT),
     ("discovery.k8s.io/v1", "EndpointSlice", ENDPOINT_SLICE),
+    ("policy/v1", "PodDisruptionBudget", PDB),
 ];
 
 /// Every kind's `metadata`.

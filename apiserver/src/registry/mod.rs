@@ -36,6 +36,7 @@ impl ObjectRef {
             Some("status") => Some(Subresource::Status),
             Some("scale") => Some(Subresource::Scale),
             Some("binding") => Some(Subresource::Binding),
+            Some("eviction") => Some(Subresource::Eviction),
             _ => None,
         }
     }

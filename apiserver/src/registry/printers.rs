@@ -289,6 +289,14 @@ const REPLICASET_COLUMNS: &[Column] = &[
 
 const LEASE_COLUMNS: &[Column] = &[NAME_COL, col("Holder", "string", D_HOLDER), AGE_COL];
 
+const PDB_COLUMNS: &[Column] = &[
+    NAME_COL,
+    col("Min Available", "string", "The minimum number of pods that must be available simultaneously.  This can be either an integer or a string specifying a percentage, e.g. \"28%\"."),
+    col("Max Unavailable", "string", "The maximum number of pods that may be unavailable simultaneously.  This can be either an integer or a string specifying a percentage, e.g. \"28%\"."),
+    col("Allowed Disruptions", "integer", "Calculated number of pods that may be disrupted at this time."),
+    AGE_COL,
+];
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Printer {
     Namespace,
@@ -310,6 +318,7 @@ enum Printer {
     ReplicationController,
     ServiceAccount,
     EndpointSlice,
+    PodDisruptionBudget,
 }
 
 fn printer_for(group: &str, kind: &str) -> Option<Printer> {
@@ -334,6 +343,7 @@ fn printer_for(group: &str, kind: &str) -> Option<Printer> {
         ("", "ReplicationController") => Printer::ReplicationController,
         ("", "ServiceAccount") => Printer::ServiceAccount,
         ("discovery.k8s.io", "EndpointSlice") => Printer::EndpointSlice,
+        ("policy", "PodDisruptionBudget") => Printer::PodDisruptionBudget,
         _ => return None,
     })
 }
@@ -360,6 +370,7 @@ impl Printer {
             Printer::ReplicationController => REPLICATION_CONTROLLER_COLUMNS,
             Printer::ServiceAccount => SERVICE_ACCOUNT_COLUMNS,
             Printer::EndpointSlice => ENDPOINT_SLICE_COLUMNS,
+            Printer::PodDisruptionBudget => PDB_COLUMNS,
         }
     }
 
@@ -408,6 +419,13 @@ impl Printer {
             Printer::ReplicationController => replication_controller_cells(obj, name, age),
             Printer::ServiceAccount => service_account_cells(obj, name, age),
             Printer::EndpointSlice => endpoint_slice_cells(obj, name, age),
+            Printer::PodDisruptionBudget => vec![
+                name,
+                int_or_string(obj, &["spec", "minAvailable"]).into(),
+                int_or_string(obj, &["spec", "maxUnavailable"]).into(),
+                int(obj, &["status", "disruptionsAllowed"]).into(),
+                age,
+            ],
         };
         (cells, None)
     }
@@ -442,6 +460,15 @@ fn arr<'a>(v: &'a Value, path: &[&str]) -> &'a [Value] {
         .and_then(Value::as_array)
         .map(Vec::as_slice)
         .unwrap_or_default()
+}
+
+/// `IntOrString.String()` of an optional field, `N/A` when unset (printPodDisruptionBudget).
+fn int_or_string(v: &Value, path: &[&str]) -> String {
+    match at(v, path) {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Number(n)) => n.to_string(),
+        _ => "N/A".to_string(),
+    }
 }
 
 fn obj_len(v: &Value, key: &str) -> i64 {

@@ -76,6 +76,9 @@ pub fn decode_typed(r: &ResourceInfo, obj: &Value) -> Result<(Value, Vec<String>
         "CronJob" => round::<batch::CronJob>(r, obj)?,
         "ServiceAccount" => round::<core::ServiceAccount>(r, obj)?,
         "EndpointSlice" => round::<discovery::EndpointSlice>(r, obj)?,
+        "PodDisruptionBudget" => {
+            round::<k8s_openapi::api::policy::v1::PodDisruptionBudget>(r, obj)?
+        }
         other => return Err(ApiError::internal(format!("no type for kind {other}"))),
     };
     let mut unknown = Vec::new();
@@ -348,6 +351,7 @@ pub fn validate_kind(r: &ResourceInfo, obj: &Value, causes: &mut Vec<Cause>) {
             );
         }
         "EndpointSlice" => endpointslice::validate_endpoint_slice(obj, causes),
+        "PodDisruptionBudget" => crate::registry::kinds::pdb::validate(obj, causes),
         _ => {}
     }
 }
@@ -610,7 +614,7 @@ pub fn apply_defaults(r: &ResourceInfo, obj: &mut Value) {
 pub fn tracks_generation(r: &ResourceInfo) -> bool {
     matches!(
         r.kind,
-        "Deployment" | "ReplicaSet" | "Job" | "CronJob" | "EndpointSlice"
+        "Deployment" | "ReplicaSet" | "Job" | "CronJob" | "EndpointSlice" | "PodDisruptionBudget"
     )
 }
 
@@ -624,6 +628,7 @@ pub fn initial_status(r: &ResourceInfo, obj: &mut Value) {
         "Deployment" | "ReplicaSet" | "Job" | "CronJob" => obj["status"] = json!({}),
         "Service" => obj["status"] = json!({"loadBalancer": {}}),
         "Namespace" => crate::registry::kinds::namespace::prepare_for_create(obj),
+        "PodDisruptionBudget" => obj["status"] = crate::registry::kinds::pdb::initial_status(),
         _ => {}
     }
 }

@@ -120,6 +120,18 @@ fn pod_paths_and_operation_ids() {
         "watchlist"
     );
     assert!(p.get("/api/v1/nodes/{name}/binding").is_none());
+    let eviction = &p["/api/v1/namespaces/{namespace}/pods/{name}/eviction"]["post"];
+    assert_eq!(eviction["operationId"], "createCoreV1NamespacedPodEviction");
+    assert_eq!(
+        eviction["x-kubernetes-group-version-kind"],
+        json!({"group": "policy", "version": "v1", "kind": "Eviction"})
+    );
+    let d = doc("apis/policy/v1");
+    assert_eq!(
+        d["paths"]["/apis/policy/v1/namespaces/{namespace}/poddisruptionbudgets/{name}/status"]
+            ["put"]["operationId"],
+        "replacePolicyV1NamespacedPodDisruptionBudgetStatus"
+    );
     let d = doc("apis/apps/v1");
     let scale =
         &d["paths"]["/apis/apps/v1/namespaces/{namespace}/deployments/{name}/scale"]["patch"];

@@ -263,6 +263,7 @@ fn has_status_subresource(kind: &str) -> bool {
     matches!(
         kind,
         "Pod" | "Service" | "Node" | "Namespace" | "Deployment" | "ReplicaSet" | "Job" | "CronJob"
+            | "PodDisruptionBudget"
     )
 }
 
@@ -730,6 +731,8 @@ fn empty_object(kind: &str) -> Value {
             "status": {}
         }),
         "EndpointSlice" => serde_json::json!({"addressType": "", "endpoints": null}),
+        "PodDisruptionBudget" => serde_json::json!({"spec": {}, "status": {
+            "disruptionsAllowed": 0, "currentHealthy": 0, "desiredHealthy": 0, "expectedPods": 0}}),
         "Event" => serde_json::json!({
             "involvedObject": {},
             "source": {},

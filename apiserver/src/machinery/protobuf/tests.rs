@@ -281,3 +281,30 @@ fn namespace_synthetic() {
         json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "demo"}, "spec": {}, "status": {}})
     );
 }
+
+/// kubectl drain's Eviction (client-go may send it as protobuf): a grace period of 0 and a
+/// uid precondition survive, as pointers do.
+#[test]
+fn eviction_with_delete_options() {
+    let meta = cat(&[ld(1, b"web-1"), ld(3, b"ns")]);
+    let opts = cat(&[vf(1, 0), ld(2, &ld(1, b"u-1")), ld(5, b"All")]);
+    let raw = cat(&[ld(1, &meta), ld(2, &opts)]);
+    for version in ["policy/v1", "policy/v1beta1"] {
+        let v = decode_object(&unknown(version, "Eviction", &raw)).unwrap();
+        assert_eq!(v["kind"], "Eviction");
+        assert_eq!(v["metadata"]["name"], "web-1");
+        assert_eq!(
+            v["deleteOptions"],
+            json!({"gracePeriodSeconds": 0, "preconditions": {"uid": "u-1"}, "dryRun": ["All"]})
+        );
+    }
+    // A budget: int-or-string fields and the selector.
+    let spec = cat(&[
+        ld(1, &cat(&[vf(1, 0), vf(2, 5)])),
+        ld(2, &ld(1, &cat(&[ld(1, b"app"), ld(2, b"web")]))),
+    ]);
+    let raw = cat(&[ld(1, &ld(1, b"web")), ld(2, &spec)]);
+    let v = decode_object(&unknown("policy/v1", "PodDisruptionBudget", &raw)).unwrap();
+    assert_eq!(v["spec"]["selector"]["matchLabels"], json!({"app": "web"}));
+    assert_eq!(v["spec"]["minAvailable"], 5, "{v}");
+}

@@ -1,6 +1,7 @@
 //! Kinds with behaviour of their own, one file each (kube's `pkg/registry/<group>/<kind>`).
 
 pub mod namespace;
+pub mod pdb;
 pub mod service;
 
 pub mod batch;

@@ -714,3 +714,32 @@ fn deployment_and_replicaset_rows() {
     );
     assert_eq!(one("apps/v1", "ReplicaSet", json!({}))[7], "<none>");
 }
+
+#[test]
+fn poddisruptionbudget_rows() {
+    let p = json!({"metadata": {"name": "web", "creationTimestamp": ts(30)},
+        "spec": {"minAvailable": 2}, "status": {"disruptionsAllowed": 1}});
+    let t = table(
+        "policy/v1",
+        "PodDisruptionBudget",
+        &[p],
+        IncludeObject::None,
+        NOW,
+    );
+    assert_eq!(
+        col_names(&t),
+        [
+            ("Name".to_string(), 0),
+            ("Min Available".to_string(), 0),
+            ("Max Unavailable".to_string(), 0),
+            ("Allowed Disruptions".to_string(), 0),
+            ("Age".to_string(), 0)
+        ]
+    );
+    assert_eq!(t["rows"][0]["cells"], json!(["web", "2", "N/A", 1, "30s"]));
+    let q = json!({"metadata": {"name": "q"}, "spec": {"maxUnavailable": "25%"}});
+    assert_eq!(
+        one("policy/v1", "PodDisruptionBudget", q),
+        json!(["q", "N/A", "25%", 0, "<unknown>"])
+    );
+}
