@@ -18,7 +18,12 @@
 pub mod deployment;
 pub mod error;
 pub mod manager;
+pub mod nodeconfig;
+pub mod nodeipam;
+pub mod nodelifecycle;
+pub mod podgc;
 pub mod replicaset;
+pub mod tainteviction;
 pub mod util;
 
 pub use error::{Error, Result};

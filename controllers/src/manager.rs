@@ -24,6 +24,8 @@ pub struct ManagerConfig {
     pub concurrent_deployment_syncs: usize,
     /// `--concurrent-replicaset-syncs` (default 5).
     pub concurrent_replicaset_syncs: usize,
+    /// The node controllers' flags (node lifecycle, taint eviction, node IPAM, pod GC).
+    pub node: crate::nodeconfig::NodeControllersConfig,
 }
 
 impl Default for ManagerConfig {
@@ -32,6 +34,7 @@ impl Default for ManagerConfig {
             controllers: vec!["*".into()],
             concurrent_deployment_syncs: 5,
             concurrent_replicaset_syncs: 5,
+            node: Default::default(),
         }
     }
 }
@@ -68,6 +71,30 @@ const CONTROLLERS: &[Descriptor] = &[
         disabled_by_default: false,
         start: start_replicaset,
     },
+    Descriptor {
+        name: "node-lifecycle-controller",
+        aliases: &["nodelifecycle"],
+        disabled_by_default: false,
+        start: start_node_lifecycle,
+    },
+    Descriptor {
+        name: "taint-eviction-controller",
+        aliases: &[],
+        disabled_by_default: false,
+        start: start_taint_eviction,
+    },
+    Descriptor {
+        name: "node-ipam-controller",
+        aliases: &["nodeipam"],
+        disabled_by_default: false,
+        start: start_node_ipam,
+    },
+    Descriptor {
+        name: "pod-garbage-collector",
+        aliases: &["podgc"],
+        disabled_by_default: false,
+        start: start_podgc,
+    },
 ];
 
 fn start_deployment(c: Context) -> BoxFuture<'static, Result<()>> {
@@ -84,6 +111,26 @@ fn start_replicaset(c: Context) -> BoxFuture<'static, Result<()>> {
         c.config.concurrent_replicaset_syncs,
         c.leading,
     ))
+}
+
+fn start_node_lifecycle(c: Context) -> BoxFuture<'static, Result<()>> {
+    Box::pin(crate::nodelifecycle::run(
+        c.client,
+        c.config.node,
+        c.leading,
+    ))
+}
+
+fn start_taint_eviction(c: Context) -> BoxFuture<'static, Result<()>> {
+    Box::pin(crate::tainteviction::run(c.client, c.leading))
+}
+
+fn start_node_ipam(c: Context) -> BoxFuture<'static, Result<()>> {
+    Box::pin(crate::nodeipam::run(c.client, c.config.node, c.leading))
+}
+
+fn start_podgc(c: Context) -> BoxFuture<'static, Result<()>> {
+    Box::pin(crate::podgc::run(c.client, c.config.node, c.leading))
 }
 
 /// The canonical names of all known controllers.
@@ -285,14 +332,39 @@ mod tests {
     #[test]
     fn the_real_table_knows_deployment_and_replicaset() {
         assert_eq!(
-            known_controllers(),
+            known_controllers()[..2],
             ["deployment-controller", "replicaset-controller"]
         );
         let all = enabled_controllers(&ManagerConfig::default().controllers).expect("valid");
-        assert_eq!(all, ["deployment-controller", "replicaset-controller"]);
-        let only_rs = enabled_controllers(&flags(&["*", "-deployment"])).expect("valid");
+        assert_eq!(all[..2], ["deployment-controller", "replicaset-controller"]);
+        let only_rs = enabled_controllers(&flags(&["-deployment", "replicaset"])).expect("valid");
         assert_eq!(only_rs, ["replicaset-controller"]);
         assert!(enabled_controllers(&flags(&["garbagecollector"])).is_err());
+    }
+
+    #[test]
+    fn the_node_controllers_have_kubes_names_and_aliases() {
+        let known = known_controllers();
+        for name in [
+            "node-lifecycle-controller",
+            "taint-eviction-controller",
+            "node-ipam-controller",
+            "pod-garbage-collector",
+        ] {
+            assert!(known.contains(&name), "{name}");
+        }
+        let on =
+            enabled_controllers(&flags(&["nodelifecycle", "nodeipam", "podgc"])).expect("valid");
+        assert_eq!(
+            on,
+            [
+                "node-lifecycle-controller",
+                "node-ipam-controller",
+                "pod-garbage-collector"
+            ]
+        );
+        let all = enabled_controllers(&flags(&["*"])).expect("valid");
+        assert!(all.contains(&"taint-eviction-controller"));
     }
 
     #[test]
