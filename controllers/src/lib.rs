@@ -1,6 +1,7 @@
 //! `mainstay-controllers`: Mainstay's kube-controller-manager — the controllers of
-//! `pkg/controller` (ReplicaSet and Deployment so far) and the manager that runs the ones
-//! `--controllers` enables for one term of leadership.
+//! `pkg/controller` (ReplicaSet, Deployment, and the node controllers: node lifecycle, taint
+//! eviction, node IPAM, pod GC) and the manager that runs the ones `--controllers` enables for
+//! one term of leadership.
 //!
 //! **Owns:** the manager's descriptor table and `--controllers` semantics ([`manager`]); per
 //! controller, the pure decisions in a `sync` module (which pods to create, delete, adopt or

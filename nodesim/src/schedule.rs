@@ -149,8 +149,6 @@ impl Periodic {
         }
     }
 
-    /// Consecutive failures of a slot.
-    #[cfg(test)]
     /// Makes the slot due now (unless its work is running).
     pub fn due_now(&mut self, slot: usize, now: Instant) {
         let Some(s) = self.slots.get_mut(slot) else {
@@ -162,6 +160,8 @@ impl Periodic {
         }
     }
 
+    /// Consecutive failures of a slot.
+    #[cfg(test)]
     pub fn failures(&self, slot: usize) -> u32 {
         self.slots.get(slot).map_or(0, |s| s.failures)
     }

@@ -81,7 +81,7 @@ pub async fn run(client: Client, cfg: NodeControllersConfig, leading: Leading) -
     let cluster = cfg
         .cluster_cidr
         .as_deref()
-        .and_then(|s| s.split(',').find_map(|c| Cidr::parse(c)))
+        .and_then(|s| s.split(',').find_map(Cidr::parse))
         .ok_or_else(|| {
             Error::Config(format!(
                 "--cluster-cidr {:?} has no IPv4 CIDR",

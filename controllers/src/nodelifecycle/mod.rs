@@ -43,6 +43,7 @@ use self::taints::{has_taint, node_taints, taint, NO_EXECUTE, TAINT_NOT_READY, T
 use self::zones::{Rates, TaintQueue, ZoneState, NODE_EVICTION_PERIOD};
 use crate::nodeconfig::NodeControllersConfig;
 use crate::util::cache::Cache;
+use crate::util::queue::WorkQueue;
 use crate::util::{is_conflict, is_not_found, supervise, write_with_retry};
 use crate::{Error, Result};
 
@@ -54,6 +55,8 @@ pub const LEASE_NAMESPACE: &str = "kube-node-lease";
 const HEALTH_UPDATE_TRIES: usize = 5;
 /// kube's `nodeUpdateWorkerSize`: nodes whose health is written at once.
 const NODE_UPDATE_WORKERS: usize = 8;
+/// kube's `podUpdateWorkerSize`.
+const POD_UPDATE_WORKERS: usize = 4;
 /// Tries of a taint write that meets a conflict (client-go's `UpdateTaintBackoff` steps).
 const TAINT_TRIES: usize = 5;
 
@@ -138,6 +141,10 @@ struct Controller {
     pods: Cache<Pod>,
     by_node: PodsByNode,
     state: Mutex<State>,
+    /// Nodes whose NoSchedule taints to check (kube's `nodeUpdateQueue`).
+    node_queue: WorkQueue,
+    /// Pods newly bound to a not-Ready node (kube's `podUpdateQueue`).
+    pod_queue: WorkQueue,
 }
 
 /// Runs the node lifecycle controller until `leading` is lost.
@@ -159,6 +166,8 @@ pub async fn run(client: Client, cfg: NodeControllersConfig, leading: Leading) -
             tainters: HashMap::new(),
             retry: HashSet::new(),
         }),
+        node_queue: WorkQueue::default(),
+        pod_queue: WorkQueue::default(),
     });
     tracing::info!(controller = CONTROLLER_NAME, "starting");
     let mut tasks = JoinSet::new();
@@ -174,11 +183,19 @@ pub async fn run(client: Client, cfg: NodeControllersConfig, leading: Leading) -
         _ = leading.lost() => {}
         _ = synced => {
             tracing::info!(controller = CONTROLLER_NAME, nodes = ctl.nodes.len(), "caches synced");
+            for _ in 0..NODE_UPDATE_WORKERS {
+                tasks.spawn(node_worker(ctl.clone()));
+            }
+            for _ in 0..POD_UPDATE_WORKERS {
+                tasks.spawn(pod_worker(ctl.clone()));
+            }
             tasks.spawn(monitor_loop(ctl.clone()));
             tasks.spawn(tainting_loop(ctl.clone()));
             supervise(&mut tasks, &leading, CONTROLLER_NAME).await;
         }
     }
+    ctl.node_queue.shut_down();
+    ctl.pod_queue.shut_down();
     tasks.shutdown().await;
     tracing::info!(controller = CONTROLLER_NAME, "stopped");
     Ok(())
@@ -196,15 +213,7 @@ async fn watch_nodes(ctl: Arc<Controller>) {
                     if let crate::util::cache::Change::Added(n)
                     | crate::util::cache::Change::Updated { new: n, .. } = change
                     {
-                        if ctl.nodes.is_synced() {
-                            // The NoSchedule pass is cheap: done inline, per event.
-                            let ctl = ctl.clone();
-                            tokio::spawn(async move {
-                                if let Err(e) = ctl.no_schedule_pass(&n).await {
-                                    tracing::warn!(error = %e, "NoSchedule taints not updated");
-                                }
-                            });
-                        }
+                        ctl.node_queue.add(n.metadata.name.as_deref().unwrap_or(""));
                     }
                 }
             }
@@ -256,20 +265,51 @@ async fn watch_pods(ctl: Arc<Controller>) {
                             .get(pods::node_name(&p))
                             .and_then(|h| h.ready.as_ref())
                             .is_some_and(|c| c.status != "True");
-                        if not_ready && ctl.pods.is_synced() {
-                            let ctl = ctl.clone();
-                            tokio::spawn(async move {
-                                let node = pods::node_name(&p).to_string();
-                                if let Err(e) = ctl.mark_pods_not_ready(&[p], &node).await {
-                                    tracing::warn!(error = %e, "pod not marked NotReady");
-                                }
-                            });
+                        if not_ready {
+                            ctl.pod_queue
+                                .add(&crate::util::pod::object_key(&p.metadata));
                         }
                     }
                 }
             }
             Err(e) => tracing::warn!(error = %e, "pod watch failed; retrying"),
         }
+    }
+}
+
+/// kube's `doNodeProcessingPassWorker` (the NoSchedule taints).
+async fn node_worker(ctl: Arc<Controller>) {
+    while let Some(name) = ctl.node_queue.get().await {
+        if let Some(node) = ctl.nodes.get("", &name) {
+            match ctl.no_schedule_pass(&node).await {
+                Ok(()) => ctl.node_queue.forget(&name),
+                Err(Error::NotLeading(_)) => {}
+                Err(e) => {
+                    tracing::warn!(node = %name, error = %e, "NoSchedule taints not updated");
+                    ctl.node_queue.add_rate_limited(&name);
+                }
+            }
+        }
+        ctl.node_queue.done(&name);
+    }
+}
+
+/// kube's `doPodProcessingWorker`: a pod bound to a node that is not Ready is NotReady.
+async fn pod_worker(ctl: Arc<Controller>) {
+    while let Some(key) = ctl.pod_queue.get().await {
+        let pod = crate::util::pod::split_key(&key).and_then(|(ns, name)| ctl.pods.get(ns, name));
+        if let Some(p) = pod {
+            let node = pods::node_name(&p).to_string();
+            match ctl.mark_pods_not_ready(&[p], &node).await {
+                Ok(()) => ctl.pod_queue.forget(&key),
+                Err(Error::NotLeading(_)) => {}
+                Err(e) => {
+                    tracing::warn!(pod = %key, error = %e, "pod not marked NotReady");
+                    ctl.pod_queue.add_rate_limited(&key);
+                }
+            }
+        }
+        ctl.pod_queue.done(&key);
     }
 }
 
@@ -411,10 +451,8 @@ impl Controller {
                     );
                 }
             }
-            "True" => {
-                if self.mark_reachable(node).await? {
-                    tracing::info!(node = name, "node is healthy again; taints removed");
-                }
+            "True" if self.mark_reachable(node).await? => {
+                tracing::info!(node = name, "node is healthy again; taints removed");
             }
             _ => {}
         }
