@@ -28,7 +28,7 @@ use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use self::timed::{Timed, Work};
+use self::timed::Timed;
 use self::tolerations::Verdict;
 use crate::nodelifecycle::pods::{node_name, PodsByNode};
 use crate::nodelifecycle::strip;
@@ -253,13 +253,17 @@ impl Controller {
 
     fn cancel(&self, key: &str) {
         if self.timed().cancel(key) {
-            self.recorder.record(
-                &pod_ref(key),
-                EventType::Normal,
-                "TaintManagerEviction",
-                format!("Cancelling deletion of Pod {key}"),
-            );
+            self.cancel_event(key);
         }
+    }
+
+    fn cancel_event(&self, key: &str) {
+        self.recorder.record(
+            &pod_ref(key),
+            EventType::Normal,
+            "TaintManagerEviction",
+            format!("Cancelling deletion of Pod {key}"),
+        );
     }
 
     fn taints_of(&self, node: &str) -> Vec<k8s_openapi::api::core::v1::Taint> {
@@ -277,27 +281,16 @@ impl Controller {
             .as_ref()
             .and_then(|s| s.tolerations.as_deref())
             .unwrap_or_default();
-        match tolerations::verdict(taints, tols) {
-            Verdict::Keep => self.cancel(&key),
-            Verdict::DeleteNow => {
-                tracing::info!(pod = %key, node = node_name(pod), "not all NoExecute taints tolerated: deleting");
-                self.cancel(&key);
-                self.timed().add(&key, now, now);
-                self.wake.notify_one();
-            }
-            Verdict::DeleteAfter(d) => {
-                let trigger = now + d;
-                let mut start = now;
-                if let Some(Work::Scheduled { created, .. }) = self.timed().get(&key) {
-                    start = created;
-                    if start + d < trigger {
-                        return;
-                    }
-                    self.cancel(&key);
-                }
-                self.timed().add(&key, start, trigger);
-                self.wake.notify_one();
-            }
+        let verdict = tolerations::verdict(taints, tols);
+        if verdict == Verdict::DeleteNow {
+            tracing::info!(pod = %key, node = node_name(pod), "not all NoExecute taints tolerated: deleting");
+        }
+        let (cancelled, scheduled) = self.timed().apply(&key, verdict, now);
+        if cancelled {
+            self.cancel_event(&key);
+        }
+        if scheduled {
+            self.wake.notify_one();
         }
     }
 

@@ -10,6 +10,8 @@ use std::collections::{BTreeSet, HashMap};
 
 use tokio::time::Instant;
 
+use super::tolerations::Verdict;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Work {
     Scheduled {
@@ -82,6 +84,33 @@ impl Timed {
         }
     }
 
+    /// kube's `processPodOnNode` on the timers: what `verdict` means for the pod `key` seen
+    /// at `now`. Returns (a deletion was cancelled — the Event to record —, a deletion was
+    /// scheduled).
+    pub fn apply(&mut self, key: &str, verdict: Verdict, now: Instant) -> (bool, bool) {
+        match verdict {
+            Verdict::Keep => (self.cancel(key), false),
+            Verdict::DeleteNow => {
+                let cancelled = self.cancel(key);
+                (cancelled, self.add(key, now, now))
+            }
+            Verdict::DeleteAfter(d) => {
+                let trigger = now + d;
+                let mut start = now;
+                let mut cancelled = false;
+                if let Some(Work::Scheduled { created, .. }) = self.get(key) {
+                    start = created;
+                    // The deletion scheduled earlier stands (it started counting first).
+                    if start + d < trigger {
+                        return (false, false);
+                    }
+                    cancelled = self.cancel(key);
+                }
+                (cancelled, self.add(key, start, trigger))
+            }
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.work.len()
     }
@@ -122,5 +151,30 @@ mod tests {
             "a failed deletion can be scheduled again"
         );
         assert_eq!(q.len(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn verdicts_schedule_cancel_and_keep_the_first_start() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs(1);
+        let mut q = Timed::default();
+        // Tolerated for 5 s: due at t0 + 5.
+        assert_eq!(q.apply("p", Verdict::DeleteAfter(5 * s), t0), (false, true));
+        // Seen again at t0 + 2 with the same toleration: the first schedule stands.
+        assert_eq!(
+            q.apply("p", Verdict::DeleteAfter(5 * s), t0 + 2 * s),
+            (false, false)
+        );
+        assert_eq!(q.next_due(), Some(t0 + 5 * s));
+        // The taint goes: cancelled (an Event).
+        assert_eq!(q.apply("p", Verdict::Keep, t0 + 3 * s), (true, false));
+        assert_eq!(q.apply("p", Verdict::Keep, t0 + 3 * s), (false, false));
+        // Not tolerated: now, replacing any schedule.
+        q.apply("p", Verdict::DeleteAfter(60 * s), t0 + 3 * s);
+        assert_eq!(q.apply("p", Verdict::DeleteNow, t0 + 4 * s), (true, true));
+        assert_eq!(q.take_due(t0 + 4 * s), ["p"]);
+        // Fired: a new look while the pod lives cancels (Event) and schedules again, as kube's
+        // processPodOnNode does for an untolerated taint.
+        assert_eq!(q.apply("p", Verdict::DeleteNow, t0 + 5 * s), (true, true));
     }
 }
