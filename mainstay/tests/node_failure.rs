@@ -232,7 +232,7 @@ async fn a_dead_node_is_tainted_its_pods_move_and_it_comes_back() {
         "scheduler",
         &["scheduler", "--kubeconfig", &kc, "--leader-elect=false"],
     );
-    let manager_args = [
+    let manager_args: &[&str] = &[
         "controller-manager",
         "--kubeconfig",
         &kc,
@@ -247,7 +247,7 @@ async fn a_dead_node_is_tainted_its_pods_move_and_it_comes_back() {
         "--terminated-pod-gc-threshold",
         "2",
     ];
-    let _manager = Proc::spawn(dir.path(), "controller-manager", &manager_args);
+    let _manager = Proc::spawn(dir.path(), "controller-manager", manager_args);
     let admin_port = common::free_port();
     let admin = format!("127.0.0.1:{admin_port}");
     let _nodes = Proc::spawn(
