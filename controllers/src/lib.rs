@@ -1,7 +1,8 @@
 //! `mainstay-controllers`: Mainstay's kube-controller-manager — the controllers of
 //! `pkg/controller` (ReplicaSet, Deployment, Namespace, the garbage collector, Job, CronJob,
-//! TTL-after-finished, ServiceAccount, Endpoints, EndpointSlice and disruption) and the manager
-//! that runs the ones `--controllers` enables for one term of leadership.
+//! TTL-after-finished, ServiceAccount, Endpoints, EndpointSlice, disruption, and the node
+//! controllers: node lifecycle, taint eviction, node IPAM, pod GC) and the manager that runs
+//! the ones `--controllers` enables for one term of leadership.
 //!
 //! **Owns:** the manager's descriptor table and `--controllers` semantics ([`manager`]); per
 //! controller, the pure decisions in a `sync` module (which pods to create, delete, adopt or
@@ -27,9 +28,14 @@ pub mod gc;
 pub mod job;
 pub mod manager;
 pub mod namespace;
+pub mod nodeconfig;
+pub mod nodeipam;
+pub mod nodelifecycle;
+pub mod podgc;
 pub mod replicaset;
 pub mod runner;
 pub mod serviceaccount;
+pub mod tainteviction;
 pub mod ttlafterfinished;
 pub mod util;
 

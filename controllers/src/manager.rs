@@ -42,6 +42,8 @@ pub struct ManagerConfig {
     pub concurrent_service_endpoint_syncs: usize,
     /// `--max-endpoints-per-slice` (default 100, at most 1000).
     pub max_endpoints_per_slice: usize,
+    /// The node controllers' flags (node lifecycle, taint eviction, node IPAM, pod GC).
+    pub node: crate::nodeconfig::NodeControllersConfig,
 }
 
 impl Default for ManagerConfig {
@@ -59,6 +61,7 @@ impl Default for ManagerConfig {
             concurrent_endpoint_syncs: 5,
             concurrent_service_endpoint_syncs: 5,
             max_endpoints_per_slice: 100,
+            node: Default::default(),
         }
     }
 }
@@ -149,6 +152,30 @@ const CONTROLLERS: &[Descriptor] = &[
         disabled_by_default: false,
         start: start_disruption,
     },
+    Descriptor {
+        name: "node-lifecycle-controller",
+        aliases: &["nodelifecycle"],
+        disabled_by_default: false,
+        start: start_node_lifecycle,
+    },
+    Descriptor {
+        name: "taint-eviction-controller",
+        aliases: &[],
+        disabled_by_default: false,
+        start: start_taint_eviction,
+    },
+    Descriptor {
+        name: "node-ipam-controller",
+        aliases: &["nodeipam"],
+        disabled_by_default: false,
+        start: start_node_ipam,
+    },
+    Descriptor {
+        name: "pod-garbage-collector",
+        aliases: &["podgc"],
+        disabled_by_default: false,
+        start: start_podgc,
+    },
 ];
 
 fn start_deployment(c: Context) -> BoxFuture<'static, Result<()>> {
@@ -171,6 +198,14 @@ fn start_namespace(c: Context) -> BoxFuture<'static, Result<()>> {
     Box::pin(crate::namespace::run(
         c.client,
         c.config.concurrent_namespace_syncs,
+        c.leading,
+    ))
+}
+
+fn start_node_lifecycle(c: Context) -> BoxFuture<'static, Result<()>> {
+    Box::pin(crate::nodelifecycle::run(
+        c.client,
+        c.config.node,
         c.leading,
     ))
 }
@@ -234,6 +269,18 @@ fn start_endpointslice(c: Context) -> BoxFuture<'static, Result<()>> {
 
 fn start_disruption(c: Context) -> BoxFuture<'static, Result<()>> {
     Box::pin(crate::disruption::run(c.client, c.leading))
+}
+
+fn start_taint_eviction(c: Context) -> BoxFuture<'static, Result<()>> {
+    Box::pin(crate::tainteviction::run(c.client, c.leading))
+}
+
+fn start_node_ipam(c: Context) -> BoxFuture<'static, Result<()>> {
+    Box::pin(crate::nodeipam::run(c.client, c.config.node, c.leading))
+}
+
+fn start_podgc(c: Context) -> BoxFuture<'static, Result<()>> {
+    Box::pin(crate::podgc::run(c.client, c.config.node, c.leading))
 }
 
 /// The canonical names of all known controllers.
@@ -488,6 +535,31 @@ mod tests {
         assert_eq!(on, ["disruption-controller"]);
         let off = enabled_controllers(&flags(&["*", "-disruption-controller"])).expect("valid");
         assert!(!off.contains(&"disruption-controller"));
+    }
+
+    #[test]
+    fn the_node_controllers_have_kubes_names_and_aliases() {
+        let known = known_controllers();
+        for name in [
+            "node-lifecycle-controller",
+            "taint-eviction-controller",
+            "node-ipam-controller",
+            "pod-garbage-collector",
+        ] {
+            assert!(known.contains(&name), "{name}");
+        }
+        let on =
+            enabled_controllers(&flags(&["nodelifecycle", "nodeipam", "podgc"])).expect("valid");
+        assert_eq!(
+            on,
+            [
+                "node-lifecycle-controller",
+                "node-ipam-controller",
+                "pod-garbage-collector"
+            ]
+        );
+        let all = enabled_controllers(&flags(&["*"])).expect("valid");
+        assert!(all.contains(&"taint-eviction-controller"));
     }
 
     #[test]

@@ -112,6 +112,71 @@ pub struct ControllerManagerArgs {
     /// Endpoints per EndpointSlice at most (1 to 1000).
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u16).range(1..=1000))]
     max_endpoints_per_slice: u16,
+    #[command(flatten)]
+    node: NodeControllerArgs,
+}
+
+/// The node controllers' flags (kube-controller-manager's names and 1.32 defaults).
+#[derive(Args)]
+pub struct NodeControllerArgs {
+    /// How often node health is checked.
+    #[arg(long, default_value = "5s")]
+    node_monitor_period: String,
+    /// Silence (no Lease renewal, no status) after which a node is marked Unknown.
+    #[arg(long, default_value = "50s")]
+    node_monitor_grace_period: String,
+    /// The same for a node that never posted its status.
+    #[arg(long, default_value = "1m")]
+    node_startup_grace_period: String,
+    /// NoExecute taints added per second in a healthy zone.
+    #[arg(long, default_value_t = 0.1)]
+    node_eviction_rate: f64,
+    /// The same in a partially disrupted zone larger than --large-cluster-size-threshold.
+    #[arg(long, default_value_t = 0.01)]
+    secondary_node_eviction_rate: f64,
+    /// Zones with more nodes than this keep tainting (slower) when partially disrupted.
+    #[arg(long, default_value_t = 50)]
+    large_cluster_size_threshold: usize,
+    /// The share of not-Ready nodes that makes a zone partially disrupted.
+    #[arg(long, default_value_t = 0.55)]
+    unhealthy_zone_threshold: f64,
+    /// Give nodes pod CIDRs from --cluster-cidr (node IPAM).
+    #[arg(long, default_value_t = false, action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    allocate_node_cidrs: bool,
+    /// The range pod CIDRs come from.
+    #[arg(long)]
+    cluster_cidr: Option<String>,
+    /// The size of each node's IPv4 pod CIDR.
+    #[arg(long, default_value_t = 24)]
+    node_cidr_mask_size: u8,
+    /// The same (overrides --node-cidr-mask-size).
+    #[arg(long)]
+    node_cidr_mask_size_ipv4: Option<u8>,
+    /// Terminated pods kept before the oldest are deleted (0 or less: never).
+    #[arg(long, default_value_t = 12_500)]
+    terminated_pod_gc_threshold: i64,
+}
+
+impl NodeControllerArgs {
+    fn config(&self) -> anyhow::Result<mainstay_controllers::nodeconfig::NodeControllersConfig> {
+        let cfg = mainstay_controllers::nodeconfig::NodeControllersConfig {
+            node_monitor_period: parse_go_duration(&self.node_monitor_period)?,
+            node_monitor_grace_period: parse_go_duration(&self.node_monitor_grace_period)?,
+            node_startup_grace_period: parse_go_duration(&self.node_startup_grace_period)?,
+            node_eviction_rate: self.node_eviction_rate,
+            secondary_node_eviction_rate: self.secondary_node_eviction_rate,
+            large_cluster_size_threshold: self.large_cluster_size_threshold,
+            unhealthy_zone_threshold: self.unhealthy_zone_threshold,
+            allocate_node_cidrs: self.allocate_node_cidrs,
+            cluster_cidr: self.cluster_cidr.clone(),
+            node_cidr_mask_size_ipv4: self
+                .node_cidr_mask_size_ipv4
+                .unwrap_or(self.node_cidr_mask_size),
+            terminated_pod_gc_threshold: self.terminated_pod_gc_threshold,
+        };
+        cfg.validate().map_err(anyhow::Error::msg)?;
+        Ok(cfg)
+    }
 }
 
 #[derive(Args)]
@@ -148,6 +213,27 @@ pub struct NodesArgs {
     /// How often a node posts its status when nothing changed (its Lease is renewed every 10 s).
     #[arg(long, default_value = "5m")]
     node_status_report_frequency: String,
+    /// Register each node with a pod CIDR of its own; `false` waits for the one the node IPAM
+    /// controller (`--allocate-node-cidrs`) assigns.
+    #[arg(long, default_value_t = true, action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    register_pod_cidr: bool,
+    /// kubelet's `nodeLeaseDurationSeconds`: each node's Lease lasts this long and is renewed
+    /// every quarter of it (kubelet: 40, renewed every 10 s).
+    #[arg(long, default_value_t = 40)]
+    node_lease_duration_seconds: u32,
+}
+
+/// `mainstay nodes-admin`: stop or start one node of a running `mainstay nodes` process, as
+/// when its machine dies and comes back (over the process's `--secure-port`).
+#[derive(Args)]
+pub struct NodesAdminArgs {
+    /// `stop`, `start` or `list`.
+    action: String,
+    /// The node (not for `list`).
+    node: Option<String>,
+    /// The `mainstay nodes` process's `--bind-address:--secure-port`.
+    #[arg(long, default_value = "127.0.0.1:10250")]
+    address: String,
 }
 
 impl LeaderElectionArgs {
@@ -281,6 +367,7 @@ pub async fn controller_manager(args: ControllerManagerArgs) -> anyhow::Result<(
         concurrent_endpoint_syncs: args.concurrent_endpoint_syncs,
         concurrent_service_endpoint_syncs: args.concurrent_service_endpoint_syncs,
         max_endpoints_per_slice: usize::from(args.max_endpoints_per_slice),
+        node: args.node.config()?,
     };
     let c = client.clone();
     elected(
@@ -300,7 +387,6 @@ pub async fn controller_manager(args: ControllerManagerArgs) -> anyhow::Result<(
 pub async fn nodes(args: NodesArgs) -> anyhow::Result<()> {
     let client = client(&args.component, "mainstay-nodes").await?;
     let metrics = Metrics::default();
-    serve(&args.component, &metrics)?;
     let taints = args
         .taints
         .iter()
@@ -318,10 +404,81 @@ pub async fn nodes(args: NodesArgs) -> anyhow::Result<()> {
         taints,
         pod_start_delay: parse_go_duration(&args.pod_start_delay)?,
         status_report_interval: parse_go_duration(&args.node_status_report_frequency)?,
+        register_pod_cidr: args.register_pod_cidr,
+        lease_duration_seconds: i32::try_from(args.node_lease_duration_seconds)
+            .context("--node-lease-duration-seconds")?,
+        lease_renew_interval: std::time::Duration::from_secs(u64::from(
+            args.node_lease_duration_seconds,
+        )) / 4,
         ..Default::default()
     };
-    mainstay_nodesim::run(client, cfg, crate::signal::shutdown())
+    let control = mainstay_nodesim::NodeControl::new(&cfg);
+    // Health and metrics, plus the admin routes that stop and start single nodes.
+    if let Some(port) = args.component.secure_port.filter(|p| *p != 0) {
+        let addr: SocketAddr = format!("{}:{port}", args.component.bind_address)
+            .parse()
+            .with_context(|| format!("--bind-address {:?}", args.component.bind_address))?;
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding {addr}"))?;
+        let (metrics, control) = (metrics.clone(), control.clone());
+        tokio::spawn(async move {
+            if let Err(e) =
+                mainstay_nodesim::serve_admin(listener, metrics, control, crate::signal::shutdown())
+                    .await
+            {
+                tracing::error!("admin endpoint: {e}");
+            }
+        });
+    }
+    mainstay_nodesim::run_with_control(client, cfg, control, crate::signal::shutdown())
         .await
         .context("simulated nodes")?;
+    Ok(())
+}
+
+/// One plain HTTP/1.1 request to a `mainstay nodes` process's admin port.
+async fn admin_request(address: &str, method: &str, path: &str) -> anyhow::Result<(u16, String)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        tokio::net::TcpStream::connect(address),
+    )
+    .await
+    .context("connecting timed out")?
+    .with_context(|| format!("connecting to {address}"))?;
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    );
+    s.write_all(req.as_bytes()).await?;
+    let mut buf = Vec::new();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        s.take(1 << 20).read_to_end(&mut buf),
+    )
+    .await
+    .context("reading the reply timed out")??;
+    let text = String::from_utf8_lossy(&buf);
+    let code: u16 = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .context("not an HTTP reply")?;
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+    Ok((code, body.to_string()))
+}
+
+pub async fn nodes_admin(args: NodesAdminArgs) -> anyhow::Result<()> {
+    let (method, path) = match (args.action.as_str(), args.node.as_deref()) {
+        ("list", _) => ("GET", "/nodes".to_string()),
+        (verb @ ("stop" | "start"), Some(node)) => ("POST", format!("/nodes/{node}/{verb}")),
+        (verb @ ("stop" | "start"), None) => anyhow::bail!("{verb} needs a node name"),
+        (other, _) => anyhow::bail!("unknown action {other:?}: stop, start or list"),
+    };
+    let (code, body) = admin_request(&args.address, method, &path).await?;
+    print!("{body}");
+    if !(200..300).contains(&code) {
+        anyhow::bail!("{method} {path}: HTTP {code}");
+    }
     Ok(())
 }

@@ -5,7 +5,8 @@
 //! - `mainstay apiserver`: a Kubernetes API server replica over the store (kube-apiserver's flags).
 //! - `mainstay scheduler`, `mainstay controller-manager`: kube-scheduler and
 //!   kube-controller-manager, Kubernetes clients that elect a leader with a Lease.
-//! - `mainstay nodes`: simulated worker nodes (hollow kubelets).
+//! - `mainstay nodes`: simulated worker nodes (hollow kubelets); `mainstay nodes-admin` stops or
+//!   starts one of them in a running process, as when its machine dies and comes back.
 //! - `mainstay dev`: three masters on loopback (each a `mainstay store` member, an apiserver, a
 //!   scheduler and a controller-manager, as separate processes), simulated nodes, a kubeconfig.
 //! - `mainstay health`: asks a node's `/health` (for container health checks: the image has no shell).
@@ -63,6 +64,9 @@ enum Command {
     /// Run the chaos suite against the docker compose cluster: faults under a recorded
     /// workload, then linearizability, durability, watch and convergence checks.
     Chaos(chaos::ChaosArgs),
+    /// Stop or start one simulated node of a running `mainstay nodes` process (as when its
+    /// machine dies and comes back), or list them.
+    NodesAdmin(components::NodesAdminArgs),
 }
 
 fn split_urls(s: &str) -> Vec<String> {
@@ -304,5 +308,6 @@ async fn main() -> anyhow::Result<()> {
         Command::Health { endpoint } => check_health(&endpoint).await,
         Command::Bench(args) => bench::run(args).await,
         Command::Chaos(args) => chaos::run(args).await,
+        Command::NodesAdmin(args) => components::nodes_admin(args).await,
     }
 }

@@ -47,6 +47,10 @@ pub struct NodesConfig {
     /// Off by default, as in kwok: at 30,000 pods they are three times the pod status writes.
     /// Node Events (Starting, NodeReady, ...) are always recorded.
     pub pod_events: bool,
+    /// Register each node with a pod CIDR of its own (kubelet's `--pod-cidr`). Off: nodes
+    /// register without one and take the CIDR the node IPAM controller assigns
+    /// (`--allocate-node-cidrs`); until then their pods wait for an address.
+    pub register_pod_cidr: bool,
 }
 
 /// kubelet's `nodeStatusUpdateFrequency`: how soon a node status changed by someone else (the
@@ -75,6 +79,7 @@ impl Default for NodesConfig {
             write_concurrency: 32,
             crash_loop_backoff: Duration::from_secs(10),
             pod_events: false,
+            register_pod_cidr: true,
         }
     }
 }

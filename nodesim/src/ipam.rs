@@ -72,7 +72,6 @@ impl Ipam {
     }
 
     /// Addresses handed out and not yet freed.
-    #[cfg(test)]
     pub fn in_use(&self) -> u32 {
         self.in_use
     }

@@ -14,6 +14,11 @@
 //!   stopped within the grace period, final status, then kubelet's `DELETE` with grace 0 and a
 //!   UID precondition.
 //!
+//! - **stop and restart** of single nodes while the process runs ([`NodeControl`], served over
+//!   HTTP by [`admin_router`]): a stopped node is silent as a dead machine is;
+//! - the **pod CIDR** the node IPAM controller assigns, when nodes register without one
+//!   (`register_pod_cidr: false`): pod IPs come from it once it is set.
+//!
 //! # Layout
 //! Pure modules, no I/O, unit-tested: `config` (flags), `quantity` and `qos`, `ipam`,
 //! `schedule` (heartbeat spreading and backoff), `node` (the Node object and status), and
@@ -29,6 +34,7 @@
 use std::future::Future;
 
 mod config;
+mod control;
 mod error;
 mod ids;
 mod ipam;
@@ -42,6 +48,7 @@ mod schedule;
 pub use config::{
     parse_labels, parse_taint, NodesConfig, MAX_CONTAINER_BACKOFF, NODE_STATUS_UPDATE_FREQUENCY,
 };
+pub use control::{admin_router, serve_admin, ControlOutcome, NodeControl};
 pub use error::Error;
 pub use pod::observe::{
     ANNOTATION_EXIT_CODE, ANNOTATION_RUN_SECONDS, ANNOTATION_TERMINATION_SECONDS, DEFAULT_JOB_RUN,
@@ -57,8 +64,20 @@ pub async fn run(
     cfg: NodesConfig,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), Error> {
+    let control = NodeControl::new(&cfg);
+    run_with_control(client, cfg, control, shutdown).await
+}
+
+/// [`run`], with a [`NodeControl`] that stops and starts single nodes while they run (made
+/// from the same `cfg`).
+pub async fn run_with_control(
+    client: kube::Client,
+    cfg: NodesConfig,
+    control: NodeControl,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), Error> {
     cfg.validate()?;
-    runtime::run(client, cfg, shutdown).await
+    runtime::run(client, cfg, control, shutdown).await
 }
 
 #[cfg(test)]

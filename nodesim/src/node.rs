@@ -201,8 +201,8 @@ pub fn new_node(cfg: &NodesConfig, id: &NodeIdentity, boot_id: &str, now: DateTi
             ..ObjectMeta::default()
         },
         spec: Some(NodeSpec {
-            pod_cidr: Some(cidr.clone()),
-            pod_cidrs: Some(vec![cidr]),
+            pod_cidr: cfg.register_pod_cidr.then(|| cidr.clone()),
+            pod_cidrs: cfg.register_pod_cidr.then(|| vec![cidr]),
             taints: (!cfg.taints.is_empty()).then(|| cfg.taints.clone()),
             ..NodeSpec::default()
         }),
@@ -247,7 +247,7 @@ pub fn adopt(cfg: &NodesConfig, id: &NodeIdentity, existing: &Node) -> (Option<V
     let cidr = match existing_cidr.and_then(Cidr::parse) {
         Some(c) => c,
         None => {
-            if existing_cidr.is_none() {
+            if existing_cidr.is_none() && cfg.register_pod_cidr {
                 let c = id.pod_cidr.to_string();
                 patch.insert("spec".into(), json!({"podCIDR": c, "podCIDRs": [c]}));
             }
@@ -255,6 +255,17 @@ pub fn adopt(cfg: &NodesConfig, id: &NodeIdentity, existing: &Node) -> (Option<V
         }
     };
     ((!patch.is_empty()).then_some(Value::Object(patch)), cidr)
+}
+
+/// The node's pod CIDR, when it has one (set by kubelet's registration or the node IPAM
+/// controller).
+pub fn assigned_pod_cidr(node: &Node) -> Option<Cidr> {
+    node.spec
+        .as_ref()?
+        .pod_cidr
+        .as_deref()
+        .filter(|s| !s.is_empty())
+        .and_then(Cidr::parse)
 }
 
 /// A bit per entry of [`CONDITIONS`] whose status in `status` is not ours (missing counts):
@@ -434,5 +445,23 @@ mod tests {
         let (patch, cidr) = adopt(&c, &id, &existing);
         assert_eq!(cidr, id.pod_cidr);
         assert_eq!(patch.unwrap()["spec"]["podCIDR"], "10.128.5.0/24");
+        assert_eq!(assigned_pod_cidr(&existing), None);
+    }
+
+    #[test]
+    fn without_registering_a_cidr_the_node_waits_for_the_controllers() {
+        let c = NodesConfig {
+            register_pod_cidr: false,
+            ..cfg()
+        };
+        let id = NodeIdentity::new(&c, 5);
+        let mut n = new_node(&c, &id, "b", at(0));
+        assert_eq!(n.spec.as_ref().unwrap().pod_cidr, None);
+        assert_eq!(n.spec.as_ref().unwrap().pod_cidrs, None);
+        let (patch, _) = adopt(&c, &id, &n);
+        assert!(patch.is_none_or(|p| p.get("spec").is_none()));
+        assert_eq!(assigned_pod_cidr(&n), None);
+        n.spec.as_mut().unwrap().pod_cidr = Some("10.244.7.0/24".into());
+        assert_eq!(assigned_pod_cidr(&n).unwrap().to_string(), "10.244.7.0/24");
     }
 }

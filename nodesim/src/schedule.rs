@@ -149,6 +149,17 @@ impl Periodic {
         }
     }
 
+    /// Makes the slot due now (unless its work is running).
+    pub fn due_now(&mut self, slot: usize, now: Instant) {
+        let Some(s) = self.slots.get_mut(slot) else {
+            return;
+        };
+        if s.due.is_some() {
+            s.due = Some(now);
+            self.heap.push(Reverse((now, slot)));
+        }
+    }
+
     /// Consecutive failures of a slot.
     #[cfg(test)]
     pub fn failures(&self, slot: usize) -> u32 {
@@ -267,6 +278,20 @@ mod tests {
         assert_eq!(p.next_due(), None);
         // Expediting a running slot does nothing.
         p.expedite(0, t0 + 31 * SEC, 10 * SEC);
+        assert_eq!(p.next_due(), None);
+    }
+
+    #[test]
+    fn due_now_skips_the_minimum_gap() {
+        let t0 = Instant::now();
+        let mut p = Periodic::new(1, t0, 300 * SEC, 3);
+        let s = p.pop_due(t0).unwrap();
+        p.finish(s, true, t0);
+        // A restarted node posts at once, whatever its last post.
+        p.due_now(0, t0 + SEC);
+        assert_eq!(p.pop_due(t0 + SEC), Some(0));
+        // A running slot is left alone.
+        p.due_now(0, t0 + 2 * SEC);
         assert_eq!(p.next_due(), None);
     }
 }

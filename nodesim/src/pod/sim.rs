@@ -290,6 +290,16 @@ impl NodePods {
         self.ipam.in_use()
     }
 
+    /// Takes the pod CIDR the node was assigned after registering; ignored while pods hold
+    /// addresses of the old range (kube never changes a node's CIDR once set).
+    pub fn set_pod_cidr(&mut self, ipam: Ipam) -> bool {
+        if self.ipam.in_use() != 0 {
+            return false;
+        }
+        self.ipam = ipam;
+        true
+    }
+
     /// Events recorded since the last call.
     pub fn take_events(&mut self) -> Vec<SimEvent> {
         std::mem::take(&mut self.events)

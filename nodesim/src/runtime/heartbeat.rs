@@ -32,6 +32,8 @@ use crate::schedule::Periodic;
 pub(super) const LEASE_NAMESPACE: &str = "kube-node-lease";
 /// The Ready condition's bit in a mask of [`CONDITIONS`].
 const READY_BIT: u8 = 1 << 3;
+/// Every bit of a mask of [`CONDITIONS`].
+const ALL_CONDITIONS: u8 = 0b1111;
 /// Changed-condition notices waiting for the status task. Beyond it a notice is dropped: the
 /// node's next watch event or its periodic post catches up.
 pub(super) const CHANGED_CAPACITY: usize = 1024;
@@ -109,6 +111,11 @@ pub(super) async fn lease_loop(shared: Arc<Shared>) -> &'static str {
             let Some(slot) = sched.pop_due(now) else {
                 break;
             };
+            if shared.control.is_stopped(slot) {
+                // A dead machine renews nothing; its turn comes round again.
+                sched.finish(slot, true, now);
+                continue;
+            }
             let shared = shared.clone();
             in_flight.push(async move {
                 let node = &shared.nodes[slot];
@@ -143,6 +150,7 @@ async fn sleep_until_opt(at: Option<Instant>) {
 pub(super) async fn status_loop(
     shared: Arc<Shared>,
     mut changed: mpsc::Receiver<(usize, u8)>,
+    mut restarts: mpsc::Receiver<usize>,
 ) -> &'static str {
     let n = shared.nodes.len();
     let mut sched = Periodic::new(n, Instant::now(), shared.cfg.status_report_interval, 0x57a7);
@@ -153,12 +161,17 @@ pub(super) async fn status_loop(
     let max_in_flight = shared.cfg.write_concurrency;
     let mut in_flight = FuturesUnordered::new();
     let mut changed_open = true;
+    let mut restarts_open = true;
     loop {
         let now = Instant::now();
         while in_flight.len() < max_in_flight {
             let Some(slot) = sched.pop_due(now) else {
                 break;
             };
+            if shared.control.is_stopped(slot) {
+                sched.finish(slot, true, now);
+                continue;
+            }
             let wall = Utc::now();
             for (bit, t) in transitions[slot].iter_mut().enumerate() {
                 if pending[slot] & (1 << bit) != 0 {
@@ -192,6 +205,16 @@ pub(super) async fn status_loop(
                     sched.expedite(slot, now, NODE_STATUS_UPDATE_FREQUENCY);
                 }
             }
+            slot = restarts.recv(), if restarts_open => match slot {
+                // Back from the dead: every condition the node controller set Unknown
+                // transitions now, and the status goes out at once.
+                Some(slot) if slot < n => {
+                    pending[slot] |= ALL_CONDITIONS;
+                    sched.due_now(slot, Instant::now());
+                }
+                Some(_) => {}
+                None => restarts_open = false,
+            },
             msg = changed.recv(), if changed_open => match msg {
                 Some((slot, mask)) if slot < n => {
                     pending[slot] |= mask;
@@ -243,7 +266,10 @@ async fn post_status(shared: &Shared, slot: usize, times: &TransitionTimes) -> b
 pub(super) async fn watch_nodes(
     shared: Arc<Shared>,
     changed: mpsc::Sender<(usize, u8)>,
+    queues: Vec<mpsc::Sender<super::pods::NodeMsg>>,
 ) -> &'static str {
+    // The pod CIDR each node's task was last told (only when nodes wait for node IPAM's).
+    let mut cidrs: Vec<Option<crate::ipam::Cidr>> = vec![None; shared.nodes.len()];
     let by_name: HashMap<&str, usize> = shared
         .nodes
         .iter()
@@ -259,6 +285,18 @@ pub(super) async fn watch_nodes(
                 let Some(&slot) = n.metadata.name.as_deref().and_then(|k| by_name.get(k)) else {
                     continue;
                 };
+                if !shared.cfg.register_pod_cidr {
+                    let assigned = node::assigned_pod_cidr(&n);
+                    if assigned.is_some() && assigned != cidrs[slot] {
+                        cidrs[slot] = assigned;
+                        if let (Some(c), Some(q)) = (assigned, queues.get(slot)) {
+                            let _ = q.send(super::pods::NodeMsg::PodCidr(c)).await;
+                        }
+                    }
+                }
+                if shared.control.is_stopped(slot) {
+                    continue;
+                }
                 let mask = node::conditions_out_of_place(n.status.as_ref());
                 if mask != 0 {
                     let names: Vec<&str> = CONDITIONS

@@ -39,6 +39,7 @@ use shared::{Shared, NODE_QUEUE_CAPACITY};
 pub(crate) async fn run(
     client: Client,
     cfg: NodesConfig,
+    control: crate::control::NodeControl,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), Error> {
     tokio::pin!(shutdown);
@@ -67,19 +68,28 @@ pub(crate) async fn run(
         writes,
         nodes,
         clock,
+        control,
     });
 
     let mut tasks: JoinSet<&'static str> = JoinSet::new();
     tasks.spawn(heartbeat::lease_loop(shared.clone()));
     let (changed_tx, changed_rx) = mpsc::channel(heartbeat::CHANGED_CAPACITY);
-    tasks.spawn(heartbeat::status_loop(shared.clone(), changed_rx));
-    tasks.spawn(heartbeat::watch_nodes(shared.clone(), changed_tx));
+    let restarts = shared
+        .control
+        .take_restarts()
+        .unwrap_or_else(|| mpsc::channel(1).1);
+    tasks.spawn(heartbeat::status_loop(shared.clone(), changed_rx, restarts));
     let mut queues = Vec::with_capacity(count);
     for slot in 0..count {
         let (tx, rx) = mpsc::channel(NODE_QUEUE_CAPACITY);
         queues.push(tx);
         tasks.spawn(pods::node_loop(shared.clone(), slot, rx));
     }
+    tasks.spawn(heartbeat::watch_nodes(
+        shared.clone(),
+        changed_tx,
+        queues.clone(),
+    ));
     tasks.spawn(pods::dispatch(shared.clone(), queues));
 
     let result = tokio::select! {

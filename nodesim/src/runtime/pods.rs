@@ -23,6 +23,9 @@ use crate::ipam::Ipam;
 use crate::pod::observe::{observe, Observed};
 use crate::pod::sim::{NodePods, SimConfig, SimEvent, Write, WriteAction, WriteOutcome};
 
+/// How often a stopped node's task looks whether it was started again.
+const STOPPED_POLL: std::time::Duration = std::time::Duration::from_millis(200);
+
 /// What the dispatcher tells a node.
 #[derive(Debug)]
 pub(super) enum NodeMsg {
@@ -31,6 +34,8 @@ pub(super) enum NodeMsg {
     Gone(Box<str>),
     ResyncBegin,
     ResyncDone,
+    /// The node's pod CIDR, assigned after registration (node IPAM).
+    PodCidr(crate::ipam::Cidr),
 }
 
 /// The field selector of the shared pod watch: one node's pods, or every bound pod.
@@ -98,6 +103,11 @@ fn handle(core: &mut NodePods, msg: NodeMsg) {
         NodeMsg::Gone(uid) => core.forget(&uid),
         NodeMsg::ResyncBegin => core.resync_begin(),
         NodeMsg::ResyncDone => core.resync_done(),
+        NodeMsg::PodCidr(c) => {
+            if core.set_pod_cidr(Ipam::new(c)) {
+                tracing::info!(cidr = %c, "pod CIDR assigned");
+            }
+        }
     }
 }
 
@@ -115,12 +125,16 @@ pub(super) async fn node_loop(
         max_pods: shared.cfg.pods,
         pod_events: shared.cfg.pod_events,
     };
-    let mut core = NodePods::new(
-        cfg,
-        node.id.internal_ip,
-        Ipam::new(node.id.pod_cidr),
-        shared.clock,
-    );
+    // Without a registered CIDR, no address until the node IPAM controller assigns one.
+    let cidr = if shared.cfg.register_pod_cidr {
+        node.id.pod_cidr
+    } else {
+        crate::ipam::Cidr {
+            network: std::net::Ipv4Addr::UNSPECIFIED,
+            prefix_len: 32,
+        }
+    };
+    let mut core = NodePods::new(cfg, node.id.internal_ip, Ipam::new(cidr), shared.clock);
     loop {
         // What is queued now, but no more than a queue's worth, so writes are not starved.
         for _ in 0..NODE_QUEUE_CAPACITY {
@@ -129,6 +143,18 @@ pub(super) async fn node_loop(
                 Err(TryRecvError::Empty) => break,
                 Err(TryRecvError::Disconnected) => return "pod dispatcher",
             }
+        }
+        if shared.control.is_stopped(slot) {
+            // A dead machine: it follows the watch (so nothing waits on its queue) but runs
+            // and writes nothing until it is started again.
+            tokio::select! {
+                msg = queue.recv() => match msg {
+                    Some(msg) => handle(&mut core, msg),
+                    None => return "pod dispatcher",
+                },
+                () = tokio::time::sleep(STOPPED_POLL) => {}
+            }
+            continue;
         }
         let now = Instant::now();
         core.advance(now);
@@ -266,6 +292,7 @@ mod tests {
                 instant: Instant::now(),
                 wall: chrono::Utc::now(),
             },
+            control: crate::control::NodeControl::new(&NodesConfig::default()),
         });
         let (_tx, rx) = mpsc::channel(NODE_QUEUE_CAPACITY);
         let task = node_loop(shared, 0, rx);

@@ -43,6 +43,8 @@ pub(crate) struct Shared {
     pub writes: Arc<Semaphore>,
     pub nodes: Vec<NodeInfo>,
     pub clock: Clock,
+    /// Which nodes are stopped (a dead machine: no heartbeats, no writes).
+    pub control: crate::control::NodeControl,
 }
 
 impl Shared {
