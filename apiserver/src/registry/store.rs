@@ -235,6 +235,7 @@ where
         }
         strategy::check_uid_unchanged(t, &current.object, &new)?;
         strategy::carry_over(t, &current.object, &mut new, status_write);
+        strategy::prepare_for_update(t, &current.object, &mut new, status_write);
         let mut new = finish_object(t, new, opts.validation, warnings)?;
         if !status_write {
             strategy::validate_update(t, &current.object, &new)?;

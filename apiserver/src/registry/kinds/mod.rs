@@ -3,6 +3,7 @@
 pub mod namespace;
 pub mod service;
 
+pub mod apps;
 pub mod batch;
 pub mod cron;
 pub mod endpointslice;
