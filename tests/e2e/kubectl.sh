@@ -646,7 +646,7 @@ eq "create -f controllerrevision" "controllerrevision.apps/web-rev1 created" "${
 tbl "get controllerrevision row" "web-rev1\|<none>\|1\|$AGE" "${KN[@]}" get controllerrevision web-rev1
 eq "get all lists the workload kinds" "$(printf 'cronjob.batch/c1\ndaemonset.apps/ds1\njob.batch/j1\njob.batch/j2\nreplicationcontroller/rc1\nstatefulset.apps/web')" bash -c "kubectl -n $NS get all -o name | grep -E '^(replicationcontroller|daemonset|statefulset|cronjob|job)' | LC_ALL=C sort"
 eq "short names" "$(printf 'cronjob.batch/c1\ndaemonset.apps/ds1\nreplicationcontroller/rc1\nserviceaccount/sa1\nstatefulset.apps/web')" bash -c "kubectl -n $NS get sts,ds,rc,sa,cj -o name | grep -v '^serviceaccount/default\$' | LC_ALL=C sort"
-eq "apply -f daemonset made by create" "daemonset.apps/ds1 configured" "${KN[@]}" apply -f "$WORK/ds.yaml"
+match "apply -f daemonset made by create" '^daemonset\.apps/ds1 configured$' "${KN[@]}" apply -f "$WORK/ds.yaml"
 eq "apply -f daemonset again" "daemonset.apps/ds1 unchanged" "${KN[@]}" apply -f "$WORK/ds.yaml"
 cat >"$WORK/apply-job.yaml" <<EOF
 apiVersion: batch/v1
@@ -662,7 +662,7 @@ spec:
 EOF
 eq "apply -f job (new)" "job.batch/aj created" "${KN[@]}" apply -f "$WORK/apply-job.yaml"
 eq "apply -f job again" "job.batch/aj unchanged" "${KN[@]}" apply -f "$WORK/apply-job.yaml"
-eq "apply -f statefulset made by create" "statefulset.apps/web configured" "${KN[@]}" apply -f "$WORK/sts.yaml"
+match "apply -f statefulset made by create" '^statefulset\.apps/web configured$' "${KN[@]}" apply -f "$WORK/sts.yaml"
 eq "apply -f statefulset again" "statefulset.apps/web unchanged" "${KN[@]}" apply -f "$WORK/sts.yaml"
 eq "delete job" 'job.batch "j1" deleted' "${KN[@]}" delete job j1
 eq "delete cronjob" 'cronjob.batch "c1" deleted' "${KN[@]}" delete cronjob c1
