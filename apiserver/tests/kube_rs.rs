@@ -1719,6 +1719,24 @@ async fn daemonsets_statefulsets_revisions_and_replication_controllers() {
         "{}",
         e.message
     );
+    // A replace that leaves the template's defaults out keeps the template generation.
+    let mut bare = dss.get("agent").await.unwrap();
+    let c = &mut bare
+        .spec
+        .as_mut()
+        .unwrap()
+        .template
+        .spec
+        .as_mut()
+        .unwrap()
+        .containers[0];
+    c.image_pull_policy = None;
+    c.termination_message_path = None;
+    let same = dss.replace("agent", &pp, &bare).await.unwrap();
+    assert_eq!(
+        same.annotations()["deprecated.daemonset.template.generation"],
+        "2"
+    );
 
     let stss: Api<StatefulSet> = Api::default_namespaced(env.client.clone());
     let sts: StatefulSet = serde_json::from_value(json!({

@@ -235,8 +235,8 @@ where
         }
         strategy::check_uid_unchanged(t, &current.object, &new)?;
         strategy::carry_over(t, &current.object, &mut new, status_write);
-        strategy::prepare_for_update(t, &current.object, &mut new, status_write);
         let mut new = finish_object(t, new, opts.validation, warnings)?;
+        strategy::prepare_for_update(t, &current.object, &mut new, status_write);
         if !status_write {
             strategy::validate_update(t, &current.object, &new)?;
         }

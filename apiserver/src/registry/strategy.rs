@@ -377,8 +377,9 @@ pub fn prepare_for_create(r: &ResourceInfo, obj: &mut Value) {
     }
 }
 
-/// What an update does before defaults and validation (kube's `PrepareForUpdate` steps beyond
-/// [`carry_over`]): a DaemonSet's template generation follows its template.
+/// What an update does to the defaulted, validated object (kube's `PrepareForUpdate` steps
+/// beyond [`carry_over`]): a DaemonSet's template generation follows its template, compared
+/// with defaults applied so that a client leaving defaults out changes nothing.
 pub fn prepare_for_update(t: &ObjectRef, old: &Value, new: &mut Value, status_write: bool) {
     if t.r.kind == "DaemonSet" && !status_write {
         apps::daemonset_template_generation(Some(old), new);
