@@ -664,6 +664,9 @@ eq "apply -f job (new)" "job.batch/aj created" "${KN[@]}" apply -f "$WORK/apply-
 eq "apply -f job again" "job.batch/aj unchanged" "${KN[@]}" apply -f "$WORK/apply-job.yaml"
 match "apply -f statefulset made by create" '^statefulset\.apps/web configured$' "${KN[@]}" apply -f "$WORK/sts.yaml"
 eq "apply -f statefulset again" "statefulset.apps/web unchanged" "${KN[@]}" apply -f "$WORK/sts.yaml"
+match "explain cronjobs (OpenAPI)" '^KIND: +CronJob$' "${K[@]}" explain cronjobs
+match "explain endpointslices (OpenAPI)" '^KIND: +EndpointSlice$' "${K[@]}" explain endpointslices
+match "explain statefulset.spec.updateStrategy" '^FIELD: +updateStrategy' "${K[@]}" explain statefulset.spec.updateStrategy
 eq "delete job" 'job.batch "j1" deleted' "${KN[@]}" delete job j1
 eq "delete cronjob" 'cronjob.batch "c1" deleted' "${KN[@]}" delete cronjob c1
 eq "delete serviceaccount" 'serviceaccount "sa1" deleted' "${KN[@]}" delete sa sa1
