@@ -368,7 +368,8 @@ pub fn validate_kind(r: &ResourceInfo, obj: &Value, causes: &mut Vec<Cause>) {
 }
 
 /// What a create does before defaults and validation, beyond the metadata every kind gets
-/// (kube's `PrepareForCreate` steps that need the new uid): a Job's generated selector.
+/// (kube's `PrepareForCreate` steps): a Job's generated selector (it needs the new uid), a
+/// DaemonSet's first template generation.
 pub fn prepare_for_create(r: &ResourceInfo, obj: &mut Value) {
     match r.kind {
         "Job" => batch::generate_selector(obj),
