@@ -288,6 +288,55 @@ pub const RESOURCES: &[ResourceInfo] = &[
         subresources: &[Subresource::Status],
         storage_segment: "poddisruptionbudgets",
     },
+    ResourceInfo {
+        group: "apps",
+        version: "v1",
+        kind: "DaemonSet",
+        plural: "daemonsets",
+        singular: "daemonset",
+        namespaced: true,
+        short_names: &["ds"],
+        categories: &["all"],
+        subresources: &[Subresource::Status],
+        storage_segment: "daemonsets",
+    },
+    ResourceInfo {
+        group: "apps",
+        version: "v1",
+        kind: "StatefulSet",
+        plural: "statefulsets",
+        singular: "statefulset",
+        namespaced: true,
+        short_names: &["sts"],
+        categories: &["all"],
+        subresources: &[Subresource::Status, Subresource::Scale],
+        storage_segment: "statefulsets",
+    },
+    ResourceInfo {
+        group: "apps",
+        version: "v1",
+        kind: "ControllerRevision",
+        plural: "controllerrevisions",
+        singular: "controllerrevision",
+        namespaced: true,
+        short_names: &[],
+        categories: &[],
+        subresources: &[],
+        storage_segment: "controllerrevisions",
+    },
+    ResourceInfo {
+        group: "",
+        version: "v1",
+        kind: "ReplicationController",
+        plural: "replicationcontrollers",
+        singular: "replicationcontroller",
+        namespaced: true,
+        short_names: &["rc"],
+        categories: &["all"],
+        subresources: &[Subresource::Status, Subresource::Scale],
+        // kube-apiserver keeps replication controllers under "controllers".
+        storage_segment: "controllers",
+    },
 ];
 
 /// The resource served at `group`/`version` under `plural`.
@@ -334,4 +383,98 @@ pub fn group_versions() -> Vec<(&'static str, &'static str)> {
     };
     out.sort_by_key(|(g, _)| rank(g));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn workload_kinds_have_kubes_names_categories_and_subresources() {
+        use Subresource::{Scale, Status};
+        for (group, plural, kind, short, all, subs, segment) in [
+            ("batch", "jobs", "Job", &[][..], true, &[Status][..], "jobs"),
+            (
+                "batch",
+                "cronjobs",
+                "CronJob",
+                &["cj"],
+                true,
+                &[Status],
+                "cronjobs",
+            ),
+            (
+                "",
+                "serviceaccounts",
+                "ServiceAccount",
+                &["sa"],
+                false,
+                &[],
+                "serviceaccounts",
+            ),
+            (
+                "discovery.k8s.io",
+                "endpointslices",
+                "EndpointSlice",
+                &[],
+                false,
+                &[],
+                "endpointslices",
+            ),
+            (
+                "apps",
+                "daemonsets",
+                "DaemonSet",
+                &["ds"],
+                true,
+                &[Status],
+                "daemonsets",
+            ),
+            (
+                "apps",
+                "statefulsets",
+                "StatefulSet",
+                &["sts"],
+                true,
+                &[Status, Scale],
+                "statefulsets",
+            ),
+            (
+                "apps",
+                "controllerrevisions",
+                "ControllerRevision",
+                &[],
+                false,
+                &[],
+                "controllerrevisions",
+            ),
+            (
+                "",
+                "replicationcontrollers",
+                "ReplicationController",
+                &["rc"],
+                true,
+                &[Status, Scale],
+                "controllers",
+            ),
+        ] {
+            let r = find(group, "v1", plural).unwrap_or_else(|| panic!("{plural} served"));
+            assert_eq!(r.kind, kind);
+            assert!(r.namespaced, "{plural}");
+            assert_eq!(r.short_names, short, "{plural}");
+            assert_eq!(r.categories == ["all"], all, "{plural}");
+            assert_eq!(r.subresources, subs, "{plural}");
+            assert_eq!(r.storage_segment, segment, "{plural}");
+        }
+    }
+
+    #[test]
+    fn groups_come_in_kubes_priority_order() {
+        let groups: Vec<&str> = group_versions().iter().map(|(g, _)| *g).collect();
+        let pos = |g: &str| groups.iter().position(|x| *x == g).unwrap();
+        assert_eq!(pos(""), 0);
+        assert!(pos("apps") < pos("batch"));
+        assert!(pos("batch") < pos("coordination.k8s.io"));
+        assert!(pos("coordination.k8s.io") < pos("discovery.k8s.io"));
+    }
 }

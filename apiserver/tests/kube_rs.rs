@@ -1647,3 +1647,246 @@ async fn cronjobs_service_accounts_and_endpoint_slices() {
         .await
         .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn daemonsets_statefulsets_revisions_and_replication_controllers() {
+    use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet, StatefulSet};
+    use k8s_openapi::api::core::v1::ReplicationController;
+    let env = Env::start().await;
+    let pp = PostParams::default();
+    let template = |app: &str| {
+        json!({"metadata": {"labels": {"app": app}},
+            "spec": {"containers": [{"name": "c", "image": "nginx:1.25"}]}})
+    };
+
+    let dss: Api<DaemonSet> = Api::default_namespaced(env.client.clone());
+    let ds: DaemonSet = serde_json::from_value(json!({
+        "metadata": {"name": "agent"},
+        "spec": {"selector": {"matchLabels": {"app": "agent"}}, "template": template("agent")},
+    }))
+    .unwrap();
+    let ds = dss.create(&pp, &ds).await.unwrap();
+    let strategy = ds.spec.as_ref().unwrap().update_strategy.clone().unwrap();
+    assert_eq!(strategy.type_.as_deref(), Some("RollingUpdate"));
+    let ru = strategy.rolling_update.unwrap();
+    assert_eq!(
+        (ru.max_unavailable, ru.max_surge),
+        (
+            Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(1)),
+            Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(0))
+        )
+    );
+    assert_eq!(
+        ds.annotations()["deprecated.daemonset.template.generation"],
+        "1"
+    );
+    let st = dss
+        .patch_status(
+            "agent",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"desiredNumberScheduled": 3, "numberReady": 2}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(st.status.unwrap().desired_number_scheduled, 3);
+    let ds = dss
+        .patch(
+            "agent",
+            &PatchParams::default(),
+            &Patch::Strategic(json!({"spec": {"template": {"spec": {"containers": [
+                {"name": "c", "image": "nginx:1.26"}]}}}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        ds.annotations()["deprecated.daemonset.template.generation"],
+        "2"
+    );
+    assert_eq!(ds.metadata.generation, Some(2));
+    let e = api_error(
+        dss.patch(
+            "agent",
+            &PatchParams::default(),
+            &Patch::Merge(
+                json!({"spec": {"selector": {"matchLabels": {"app": "other"}},
+                "template": {"metadata": {"labels": {"app": "other"}}}}}),
+            ),
+        )
+        .await,
+    );
+    assert!(
+        e.message.contains("spec.selector: Invalid value"),
+        "{}",
+        e.message
+    );
+    // A replace that leaves the template's defaults out keeps the template generation.
+    let mut bare = dss.get("agent").await.unwrap();
+    let c = &mut bare
+        .spec
+        .as_mut()
+        .unwrap()
+        .template
+        .spec
+        .as_mut()
+        .unwrap()
+        .containers[0];
+    c.image_pull_policy = None;
+    c.termination_message_path = None;
+    let same = dss.replace("agent", &pp, &bare).await.unwrap();
+    assert_eq!(
+        same.annotations()["deprecated.daemonset.template.generation"],
+        "2"
+    );
+
+    let stss: Api<StatefulSet> = Api::default_namespaced(env.client.clone());
+    let sts: StatefulSet = serde_json::from_value(json!({
+        "metadata": {"name": "db"},
+        "spec": {"serviceName": "db", "selector": {"matchLabels": {"app": "db"}},
+            "template": template("db")},
+    }))
+    .unwrap();
+    let sts = stss.create(&pp, &sts).await.unwrap();
+    let spec = sts.spec.unwrap();
+    assert_eq!(spec.replicas, Some(1));
+    assert_eq!(spec.pod_management_policy.as_deref(), Some("OrderedReady"));
+    assert_eq!(
+        spec.update_strategy
+            .unwrap()
+            .rolling_update
+            .unwrap()
+            .partition,
+        Some(0)
+    );
+    let retention = spec.persistent_volume_claim_retention_policy.unwrap();
+    assert_eq!(
+        (
+            retention.when_deleted.as_deref(),
+            retention.when_scaled.as_deref()
+        ),
+        (Some("Retain"), Some("Retain"))
+    );
+    assert_eq!(spec.revision_history_limit, Some(10));
+    let scale = stss.get_scale("db").await.unwrap();
+    assert_eq!(scale.spec.unwrap().replicas, Some(1));
+    assert_eq!(scale.status.unwrap().selector.as_deref(), Some("app=db"));
+    let scale = stss
+        .patch_scale(
+            "db",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"replicas": 3}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(scale.spec.unwrap().replicas, Some(3));
+    assert_eq!(
+        stss.get("db").await.unwrap().spec.unwrap().replicas,
+        Some(3)
+    );
+    let st = stss
+        .patch_status(
+            "db",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"replicas": 3, "readyReplicas": 1}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(st.status.unwrap().ready_replicas, Some(1));
+    let e = api_error(
+        stss.patch(
+            "db",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"serviceName": "other"}})),
+        )
+        .await,
+    );
+    assert_eq!(e.code, 422, "{e:?}");
+    assert!(
+        e.message
+            .contains("spec: Forbidden: updates to statefulset spec for fields other than"),
+        "{}",
+        e.message
+    );
+
+    let crs: Api<ControllerRevision> = Api::default_namespaced(env.client.clone());
+    let cr: ControllerRevision = serde_json::from_value(json!({
+        "metadata": {"name": "db-1"}, "revision": 1, "data": {"spec": {"template": template("db")}},
+    }))
+    .unwrap();
+    crs.create(&pp, &cr).await.unwrap();
+    let e = api_error(
+        crs.patch(
+            "db-1",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"data": {"spec": null}})),
+        )
+        .await,
+    );
+    assert!(e.message.contains("data: Invalid value"), "{}", e.message);
+    let bumped = crs
+        .patch(
+            "db-1",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"revision": 2})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(bumped.revision, 2);
+
+    let rcs: Api<ReplicationController> = Api::default_namespaced(env.client.clone());
+    let rc: ReplicationController = serde_json::from_value(json!({
+        "metadata": {"name": "legacy"}, "spec": {"template": template("legacy")},
+    }))
+    .unwrap();
+    let rc = rcs.create(&pp, &rc).await.unwrap();
+    let spec = rc.spec.as_ref().unwrap();
+    assert_eq!(spec.replicas, Some(1));
+    assert_eq!(
+        spec.selector,
+        Some(BTreeMap::from([("app".to_string(), "legacy".to_string())]))
+    );
+    assert_eq!(rc.labels()["app"], "legacy");
+    let scale = rcs
+        .patch_scale(
+            "legacy",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"replicas": 4}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(scale.spec.unwrap().replicas, Some(4));
+    assert_eq!(
+        scale.status.unwrap().selector.as_deref(),
+        Some("app=legacy")
+    );
+    assert_eq!(
+        rcs.get("legacy").await.unwrap().spec.unwrap().replicas,
+        Some(4)
+    );
+    let st = rcs
+        .patch_status(
+            "legacy",
+            &PatchParams::default(),
+            &Patch::Merge(
+                json!({"spec": {"replicas": 9}, "status": {"replicas": 4, "readyReplicas": 2}}),
+            ),
+        )
+        .await
+        .unwrap();
+    assert_eq!(st.spec.unwrap().replicas, Some(4));
+    assert_eq!(st.status.unwrap().ready_replicas, Some(2));
+    let listed = rcs
+        .list(&ListParams::default().fields("status.replicas=4"))
+        .await
+        .unwrap();
+    assert_eq!(names(&listed.items), vec!["legacy"]);
+
+    for name in ["agent"] {
+        dss.delete(name, &DeleteParams::default()).await.unwrap();
+    }
+    stss.delete("db", &DeleteParams::default()).await.unwrap();
+    crs.delete("db-1", &DeleteParams::default()).await.unwrap();
+    rcs.delete("legacy", &DeleteParams::default())
+        .await
+        .unwrap();
+    assert!(rcs.get_opt("legacy").await.unwrap().is_none());
+}

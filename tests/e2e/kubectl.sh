@@ -524,6 +524,165 @@ match "foreground deletion sets deletionTimestamp" '^[0-9]{4}-[0-9]{2}-[0-9]{2}T
 match "delete --all" '^configmap "c1" deleted$' "${KN[@]}" delete cm --all
 eq "delete --all left no configmaps (but a root CA one)" "" bash -c "kubectl -n $NS get cm -o name | { grep -v kube-root-ca.crt || true; }"
 
+# ---------------------------------------------------------------- workload kinds
+# Jobs, CronJobs, ServiceAccounts, DaemonSets, StatefulSets, ReplicationControllers,
+# EndpointSlices and ControllerRevisions as kube 1.32 serves them. No controllers run here, so
+# statuses stay as created and no pods appear.
+eq "create job" "job.batch/j1 created" "${KN[@]}" create job j1 --image=busybox:1.36 -- true
+tbl "get jobs header" 'NAME\|STATUS\|COMPLETIONS\|DURATION\|AGE' "${KN[@]}" get jobs
+tbl "get job row" "j1\|Running\|0/1\|$AGE" "${KN[@]}" get job j1
+tbl "get job -o wide row" "j1\|Running\|0/1\|$AGE\|j1\|busybox:1.36\|batch.kubernetes.io/controller-uid=[0-9a-f-]{36}" "${KN[@]}" get job j1 -o wide
+eq "job selector is generated from its uid" "true" bash -c "kubectl -n $NS get job j1 -o json | jq '.spec.selector.matchLabels[\"batch.kubernetes.io/controller-uid\"] == .metadata.uid'"
+eq "job template labels" "batch.kubernetes.io/controller-uid batch.kubernetes.io/job-name controller-uid job-name" bash -c "kubectl -n $NS get job j1 -o json | jq -r '.spec.template.metadata.labels | keys | join(\" \")'"
+eq "job defaults" "1 1 6 NonIndexed false false TerminatingOrFailed" bash -c "kubectl -n $NS get job j1 -o json | jq -r '.spec | [.parallelism, .completions, .backoffLimit, .completionMode, .suspend, .manualSelector, .podReplacementPolicy] | map(tostring) | join(\" \")'"
+match "describe job: Parallelism" '^Parallelism: +1$' "${KN[@]}" describe job j1
+out_match "describe job: Completions" '^Completions: +1$'
+out_match "describe job: Selector" '^Selector: +batch\.kubernetes\.io/controller-uid='
+fails "job template is immutable" 'spec\.template: Invalid value: .*field is immutable' "${KN[@]}" set image job/j1 j1=busybox:1.37
+eq "suspend a job" "job.batch/j1 patched" "${KN[@]}" patch job j1 -p '{"spec":{"suspend":true}}'
+eq "create cronjob" "cronjob.batch/c1 created" "${KN[@]}" create cronjob c1 --image=busybox:1.36 --schedule='*/5 * * * *' -- date
+tbl "get cronjobs header" 'NAME\|SCHEDULE\|TIMEZONE\|SUSPEND\|ACTIVE\|LAST SCHEDULE\|AGE' "${KN[@]}" get cronjobs
+tbl "get cronjob row" "c1\|\\*/5 \\* \\* \\* \\*\|<none>\|False\|0\|<none>\|$AGE" "${KN[@]}" get cj c1
+eq "cronjob defaults" "Allow false 3 1" bash -c "kubectl -n $NS get cronjob c1 -o json | jq -r '.spec | [.concurrencyPolicy, .suspend, .successfulJobsHistoryLimit, .failedJobsHistoryLimit] | map(tostring) | join(\" \")'"
+match "describe cronjob: Schedule" '^Schedule: +\*/5 \* \* \* \*$' "${KN[@]}" describe cronjob c1
+out_match "describe cronjob: Concurrency Policy" '^Concurrency Policy: +Allow$'
+fails "cronjob with a bad schedule" 'spec\.schedule: Invalid value: "61 \* \* \* \*": end of range \(61\) above maximum \(59\)' "${KN[@]}" create cronjob c2 --image=busybox --schedule='61 * * * *'
+eq "create job --from=cronjob" "job.batch/j2 created" "${KN[@]}" create job j2 --from=cronjob/c1
+eq "job from a cronjob is owned by it" "CronJob/c1 manual" bash -c "kubectl -n $NS get job j2 -o json | jq -r '(.metadata.ownerReferences[0] | .kind + \"/\" + .name) + \" \" + .metadata.annotations[\"cronjob.kubernetes.io/instantiate\"]'"
+eq "create serviceaccount" "serviceaccount/sa1 created" "${KN[@]}" create serviceaccount sa1
+tbl "get serviceaccounts header" 'NAME\|SECRETS\|AGE' "${KN[@]}" get sa
+tbl "get serviceaccount row" "sa1\|0\|$AGE" "${KN[@]}" get sa sa1
+match "describe serviceaccount" '^Name: +sa1$' "${KN[@]}" describe serviceaccount sa1
+
+cat >"$WORK/ds.yaml" <<EOF
+apiVersion: apps/v1
+kind: DaemonSet
+metadata:
+  name: ds1
+spec:
+  selector:
+    matchLabels: {app: ds1}
+  template:
+    metadata:
+      labels: {app: ds1}
+    spec:
+      nodeSelector: {disk: ssd}
+      containers:
+      - {name: c, image: fluentd:v1}
+EOF
+cat >"$WORK/sts.yaml" <<EOF
+apiVersion: apps/v1
+kind: StatefulSet
+metadata:
+  name: web
+spec:
+  serviceName: web
+  replicas: 2
+  selector:
+    matchLabels: {app: web-sts}
+  template:
+    metadata:
+      labels: {app: web-sts}
+    spec:
+      containers:
+      - {name: c, image: nginx:1.25}
+EOF
+cat >"$WORK/rc.yaml" <<EOF
+apiVersion: v1
+kind: ReplicationController
+metadata:
+  name: rc1
+spec:
+  replicas: 2
+  template:
+    metadata:
+      labels: {app: rc1}
+    spec:
+      containers:
+      - {name: c, image: nginx:1.25}
+EOF
+cat >"$WORK/es.yaml" <<EOF
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: es1
+  labels: {kubernetes.io/service-name: s1}
+addressType: IPv4
+endpoints:
+- addresses: [10.0.0.1]
+  conditions: {ready: true}
+- addresses: [10.0.0.2]
+ports:
+- {name: http, port: 80}
+EOF
+cat >"$WORK/cr.yaml" <<EOF
+apiVersion: apps/v1
+kind: ControllerRevision
+metadata:
+  name: web-rev1
+revision: 1
+data: {spec: {template: {metadata: {labels: {app: web-sts}}}}}
+EOF
+eq "create -f daemonset" "daemonset.apps/ds1 created" "${KN[@]}" create -f "$WORK/ds.yaml"
+tbl "get daemonsets header" 'NAME\|DESIRED\|CURRENT\|READY\|UP-TO-DATE\|AVAILABLE\|NODE SELECTOR\|AGE' "${KN[@]}" get ds
+tbl "get daemonset row" "ds1\|0\|0\|0\|0\|0\|disk=ssd\|$AGE" "${KN[@]}" get daemonset ds1
+eq "daemonset defaults" "RollingUpdate 1 0 10 1" bash -c "kubectl -n $NS get ds ds1 -o json | jq -r '[.spec.updateStrategy.type, .spec.updateStrategy.rollingUpdate.maxUnavailable, .spec.updateStrategy.rollingUpdate.maxSurge, .spec.revisionHistoryLimit, .metadata.annotations[\"deprecated.daemonset.template.generation\"]] | map(tostring) | join(\" \")'"
+match "describe daemonset: Selector" '^Selector: +app=ds1$' "${KN[@]}" describe daemonset ds1
+out_match "describe daemonset: Node-Selector" '^Node-Selector: +disk=ssd$'
+eq "create -f statefulset" "statefulset.apps/web created" "${KN[@]}" create -f "$WORK/sts.yaml"
+tbl "get statefulsets header" 'NAME\|READY\|AGE' "${KN[@]}" get sts
+tbl "get statefulset row" "web\|0/2\|$AGE" "${KN[@]}" get statefulset web
+eq "statefulset defaults" "OrderedReady RollingUpdate 0 Retain Retain 10" bash -c "kubectl -n $NS get sts web -o json | jq -r '[.spec.podManagementPolicy, .spec.updateStrategy.type, .spec.updateStrategy.rollingUpdate.partition, .spec.persistentVolumeClaimRetentionPolicy.whenDeleted, .spec.persistentVolumeClaimRetentionPolicy.whenScaled, .spec.revisionHistoryLimit] | map(tostring) | join(\" \")'"
+eq "scale statefulset" "statefulset.apps/web scaled" "${KN[@]}" scale statefulset web --replicas=3
+eq "scaled statefulset replicas" "3" "${KN[@]}" get sts web -o 'jsonpath={.spec.replicas}'
+match "describe statefulset: Replicas" '^Replicas: +3 desired \| 0 total$' "${KN[@]}" describe statefulset web
+out_match "describe statefulset: Update Strategy" '^Update Strategy: +RollingUpdate$'
+fails "statefulset serviceName is immutable" "spec: Forbidden: updates to statefulset spec for fields other than" "${KN[@]}" patch sts web -p '{"spec":{"serviceName":"other"}}'
+eq "create -f replicationcontroller" "replicationcontroller/rc1 created" "${KN[@]}" create -f "$WORK/rc.yaml"
+tbl "get replicationcontrollers header" 'NAME\|DESIRED\|CURRENT\|READY\|AGE' "${KN[@]}" get rc
+tbl "get replicationcontroller row" "rc1\|2\|0\|0\|$AGE" "${KN[@]}" get rc rc1
+eq "replicationcontroller selector and labels from its template" '{"app":"rc1"} {"app":"rc1"}' bash -c "kubectl -n $NS get rc rc1 -o json | jq -c '.spec.selector, .metadata.labels' | tr '\n' ' ' | sed 's/ \$//'"
+eq "scale replicationcontroller" "replicationcontroller/rc1 scaled" "${KN[@]}" scale rc rc1 --replicas=1
+match "describe replicationcontroller: Replicas" '^Replicas: +0 current / 1 desired$' "${KN[@]}" describe rc rc1
+eq "create -f endpointslice" "endpointslice.discovery.k8s.io/es1 created" "${KN[@]}" create -f "$WORK/es.yaml"
+tbl "get endpointslices header" 'NAME\|ADDRESSTYPE\|PORTS\|ENDPOINTS\|AGE' "${KN[@]}" get endpointslices
+tbl "get endpointslice row" "es1\|IPv4\|80\|10\.0\.0\.1,10\.0\.0\.2\|$AGE" "${KN[@]}" get endpointslice es1
+match "describe endpointslice: AddressType" '^AddressType: +IPv4$' "${KN[@]}" describe endpointslice es1
+fails "endpointslice addressType is immutable" 'addressType: Invalid value: "IPv6": field is immutable' "${KN[@]}" patch endpointslice es1 --type=merge -p '{"addressType":"IPv6","endpoints":[{"addresses":["::1"]}]}'
+eq "create -f controllerrevision" "controllerrevision.apps/web-rev1 created" "${KN[@]}" create -f "$WORK/cr.yaml"
+tbl "get controllerrevision row" "web-rev1\|<none>\|1\|$AGE" "${KN[@]}" get controllerrevision web-rev1
+eq "get all lists the workload kinds" "$(printf 'cronjob.batch/c1\ndaemonset.apps/ds1\njob.batch/j1\njob.batch/j2\nreplicationcontroller/rc1\nstatefulset.apps/web')" bash -c "kubectl -n $NS get all -o name | grep -E '^(replicationcontroller|daemonset|statefulset|cronjob|job)' | LC_ALL=C sort"
+eq "short names" "$(printf 'cronjob.batch/c1\ndaemonset.apps/ds1\nreplicationcontroller/rc1\nserviceaccount/sa1\nstatefulset.apps/web')" bash -c "kubectl -n $NS get sts,ds,rc,sa,cj -o name | grep -v '^serviceaccount/default\$' | LC_ALL=C sort"
+match "apply -f daemonset made by create" '^daemonset\.apps/ds1 configured$' "${KN[@]}" apply -f "$WORK/ds.yaml"
+eq "apply -f daemonset again" "daemonset.apps/ds1 unchanged" "${KN[@]}" apply -f "$WORK/ds.yaml"
+cat >"$WORK/apply-job.yaml" <<EOF
+apiVersion: batch/v1
+kind: Job
+metadata:
+  name: aj
+spec:
+  template:
+    spec:
+      restartPolicy: OnFailure
+      containers:
+      - {name: c, image: busybox:1.36, command: ["true"]}
+EOF
+eq "apply -f job (new)" "job.batch/aj created" "${KN[@]}" apply -f "$WORK/apply-job.yaml"
+eq "apply -f job again" "job.batch/aj unchanged" "${KN[@]}" apply -f "$WORK/apply-job.yaml"
+match "apply -f statefulset made by create" '^statefulset\.apps/web configured$' "${KN[@]}" apply -f "$WORK/sts.yaml"
+eq "apply -f statefulset again" "statefulset.apps/web unchanged" "${KN[@]}" apply -f "$WORK/sts.yaml"
+match "explain cronjobs (OpenAPI)" '^KIND: +CronJob$' "${K[@]}" explain cronjobs
+match "explain endpointslices (OpenAPI)" '^KIND: +EndpointSlice$' "${K[@]}" explain endpointslices
+match "explain statefulset.spec.updateStrategy" '^FIELD: +updateStrategy' "${K[@]}" explain statefulset.spec.updateStrategy
+eq "delete job" 'job.batch "j1" deleted' "${KN[@]}" delete job j1
+eq "delete cronjob" 'cronjob.batch "c1" deleted' "${KN[@]}" delete cronjob c1
+eq "delete serviceaccount" 'serviceaccount "sa1" deleted' "${KN[@]}" delete sa sa1
+eq "delete daemonset" 'daemonset.apps "ds1" deleted' "${KN[@]}" delete ds ds1
+eq "delete statefulset" 'statefulset.apps "web" deleted' "${KN[@]}" delete sts web
+eq "delete replicationcontroller" 'replicationcontroller "rc1" deleted' "${KN[@]}" delete rc rc1
+eq "delete endpointslice" 'endpointslice.discovery.k8s.io "es1" deleted' "${KN[@]}" delete endpointslice es1
+eq "delete controllerrevision" 'controllerrevision.apps "web-rev1" deleted' "${KN[@]}" delete controllerrevision web-rev1
+
 # ---------------------------------------------------------------- discovery
 LAST_CMD="kubectl api-resources"
 run "${K[@]}" api-resources --no-headers
@@ -540,6 +699,14 @@ services|svc|v1|true|Service
 deployments|deploy|apps/v1|true|Deployment
 replicasets|rs|apps/v1|true|ReplicaSet
 leases|coordination.k8s.io/v1|true|Lease
+serviceaccounts|sa|v1|true|ServiceAccount
+replicationcontrollers|rc|v1|true|ReplicationController
+daemonsets|ds|apps/v1|true|DaemonSet
+statefulsets|sts|apps/v1|true|StatefulSet
+controllerrevisions|apps/v1|true|ControllerRevision
+jobs|batch/v1|true|Job
+cronjobs|cj|batch/v1|true|CronJob
+endpointslices|discovery.k8s.io/v1|true|EndpointSlice
 EOF
 )
 got=$(printf '%s\n' "$OUT" | cols)

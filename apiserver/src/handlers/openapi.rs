@@ -60,6 +60,10 @@ fn kind_schema(group: &str, version: &str, kind: &str) -> Option<SchemaFn> {
         ("autoscaling", "v1", "Scale") => |g| g.subschema_for::<autoscaling::Scale>(),
         ("coordination.k8s.io", "v1", "Lease") => |g| g.subschema_for::<coordination::Lease>(),
         ("batch", "v1", "Job") => |g| g.subschema_for::<batch::Job>(),
+        ("apps", "v1", "DaemonSet") => |g| g.subschema_for::<apps::DaemonSet>(),
+        ("apps", "v1", "StatefulSet") => |g| g.subschema_for::<apps::StatefulSet>(),
+        ("apps", "v1", "ControllerRevision") => |g| g.subschema_for::<apps::ControllerRevision>(),
+        ("", "v1", "ReplicationController") => |g| g.subschema_for::<core::ReplicationController>(),
         ("batch", "v1", "CronJob") => |g| g.subschema_for::<batch::CronJob>(),
         ("", "v1", "ServiceAccount") => |g| g.subschema_for::<core::ServiceAccount>(),
         ("discovery.k8s.io", "v1", "EndpointSlice") => {

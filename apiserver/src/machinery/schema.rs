@@ -276,6 +276,16 @@ const ENDPOINT_HINTS: TypeName = "io.k8s.api.discovery.v1.EndpointHints";
 const PDB: TypeName = "io.k8s.api.policy.v1.PodDisruptionBudget";
 const PDB_SPEC: TypeName = "io.k8s.api.policy.v1.PodDisruptionBudgetSpec";
 const PDB_STATUS: TypeName = "io.k8s.api.policy.v1.PodDisruptionBudgetStatus";
+const DAEMON_SET: TypeName = apps_v1!("DaemonSet");
+const DAEMON_SET_SPEC: TypeName = apps_v1!("DaemonSetSpec");
+const DAEMON_SET_STATUS: TypeName = apps_v1!("DaemonSetStatus");
+const STATEFUL_SET: TypeName = apps_v1!("StatefulSet");
+const STATEFUL_SET_SPEC: TypeName = apps_v1!("StatefulSetSpec");
+const STATEFUL_SET_STATUS: TypeName = apps_v1!("StatefulSetStatus");
+const CONTROLLER_REVISION: TypeName = apps_v1!("ControllerRevision");
+const REPLICATION_CONTROLLER: TypeName = core_v1!("ReplicationController");
+const REPLICATION_CONTROLLER_SPEC: TypeName = core_v1!("ReplicationControllerSpec");
+const REPLICATION_CONTROLLER_STATUS: TypeName = core_v1!("ReplicationControllerStatus");
 const SCALE: TypeName = "io.k8s.api.autoscaling.v1.Scale";
 
 const NAME: &[&str] = &["name"];
@@ -430,6 +440,17 @@ pub const FIELDS: &[Field] = &[
     f(DISCOVERY_ENDPOINT, "addresses").set(),
     f(DISCOVERY_ENDPOINT, "hints").child(ENDPOINT_HINTS),
     f(ENDPOINT_HINTS, "forZones").atomic_list(),
+    // apps/v1 DaemonSet, StatefulSet; core/v1 ReplicationController
+    f(DAEMON_SET_SPEC, "selector").child(LABEL_SELECTOR),
+    f(DAEMON_SET_SPEC, "template").child(POD_TEMPLATE_SPEC),
+    f(DAEMON_SET_STATUS, "conditions").map(TYPE).merge("type"),
+    f(STATEFUL_SET_SPEC, "selector").child(LABEL_SELECTOR),
+    f(STATEFUL_SET_SPEC, "template").child(POD_TEMPLATE_SPEC),
+    f(STATEFUL_SET_SPEC, "volumeClaimTemplates").atomic_list(),
+    f(STATEFUL_SET_STATUS, "conditions").map(TYPE).merge("type"),
+    f(REPLICATION_CONTROLLER_SPEC, "selector").atomic_map(),
+    f(REPLICATION_CONTROLLER_SPEC, "template").child(POD_TEMPLATE_SPEC),
+    f(REPLICATION_CONTROLLER_STATUS, "conditions").map(TYPE).merge("type"),
     // The kinds' roots
     f(POD, "metadata").child(OBJECT_META),
     f(POD, "spec").child(POD_SPEC),
@@ -469,6 +490,16 @@ pub const FIELDS: &[Field] = &[
     f(PDB, "metadata").child(OBJECT_META),
     f(PDB, "spec").child(PDB_SPEC),
     f(PDB, "status").child(PDB_STATUS),
+    f(DAEMON_SET, "metadata").child(OBJECT_META),
+    f(DAEMON_SET, "spec").child(DAEMON_SET_SPEC),
+    f(DAEMON_SET, "status").child(DAEMON_SET_STATUS),
+    f(STATEFUL_SET, "metadata").child(OBJECT_META),
+    f(STATEFUL_SET, "spec").child(STATEFUL_SET_SPEC),
+    f(STATEFUL_SET, "status").child(STATEFUL_SET_STATUS),
+    f(CONTROLLER_REVISION, "metadata").child(OBJECT_META),
+    f(REPLICATION_CONTROLLER, "metadata").child(OBJECT_META),
+    f(REPLICATION_CONTROLLER, "spec").child(REPLICATION_CONTROLLER_SPEC),
+    f(REPLICATION_CONTROLLER, "status").child(REPLICATION_CONTROLLER_STATUS),
 ];
 
 /// Types whose fields are another type's rows: `EphemeralContainer` embeds
@@ -516,6 +547,10 @@ pub const KINDS: &[(&str, &str, TypeName)] = &[
     ("v1", "ServiceAccount", SERVICE_ACCOUNT),
     ("discovery.k8s.io/v1", "EndpointSlice", ENDPOINT_SLICE),
     ("policy/v1", "PodDisruptionBudget", PDB),
+    ("apps/v1", "DaemonSet", DAEMON_SET),
+    ("apps/v1", "StatefulSet", STATEFUL_SET),
+    ("apps/v1", "ControllerRevision", CONTROLLER_REVISION),
+    ("v1", "ReplicationController", REPLICATION_CONTROLLER),
 ];
 
 /// Every kind's `metadata`.

@@ -1,20 +1,29 @@
-//! The autoscaling/v1 Scale view of a Deployment or ReplicaSet (kube's `scaleUpdatedObjectInfo`
-//! reads and writes `spec.replicas` through it).
+//! The autoscaling/v1 Scale view of a Deployment, ReplicaSet, StatefulSet or
+//! ReplicationController (kube's `scaleUpdatedObjectInfo` reads and writes `spec.replicas`
+//! through it).
 
 use serde_json::{json, Value};
 
 use crate::error::ApiError;
 use crate::machinery::meta;
-use crate::machinery::selectors::LabelSelector;
+use crate::machinery::selectors::{format_labels, LabelSelector};
 
-/// The autoscaling/v1 Scale view of a Deployment or ReplicaSet.
+/// The autoscaling/v1 Scale view of a Deployment, ReplicaSet, StatefulSet or
+/// ReplicationController (whose selector is a plain label map).
 pub fn to_scale(obj: &Value) -> Value {
     let m = meta::meta(obj).cloned().unwrap_or_default();
-    let selector = obj
-        .pointer("/spec/selector")
-        .and_then(|s| LabelSelector::from_json(s).ok())
-        .map(|s| s.to_string())
-        .unwrap_or_default();
+    let selector = if obj.get("kind").and_then(Value::as_str) == Some("ReplicationController") {
+        let labels = obj.pointer("/spec/selector").and_then(Value::as_object);
+        match labels.filter(|l| !l.is_empty()) {
+            Some(l) => format_labels(Some(l)),
+            None => String::new(),
+        }
+    } else {
+        obj.pointer("/spec/selector")
+            .and_then(|s| LabelSelector::from_json(s).ok())
+            .map(|s| s.to_string())
+            .unwrap_or_default()
+    };
     json!({
         "kind": "Scale",
         "apiVersion": "autoscaling/v1",

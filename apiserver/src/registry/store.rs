@@ -268,6 +268,7 @@ where
             admission::default_toleration_seconds(&mut new, toleration_defaults(app));
         }
         let mut new = finish_object(t, new, opts.validation, warnings)?;
+        strategy::prepare_for_update(t, &current.object, &mut new, status_write);
         if !status_write {
             strategy::validate_update(t, &current.object, &new)?;
         }

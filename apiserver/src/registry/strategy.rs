@@ -10,7 +10,7 @@ use crate::machinery::meta::{self, meta, meta_mut, meta_str};
 use crate::machinery::validation::{
     dns1035_label, dns1123_label, dns1123_subdomain, label_key_ok, label_value_ok,
 };
-use crate::registry::kinds::{batch, endpointslice};
+use crate::registry::kinds::{apps, batch, endpointslice};
 use crate::registry::ObjectRef;
 use crate::resources::{ResourceInfo, Subresource};
 
@@ -79,6 +79,10 @@ pub fn decode_typed(r: &ResourceInfo, obj: &Value) -> Result<(Value, Vec<String>
         "PodDisruptionBudget" => {
             round::<k8s_openapi::api::policy::v1::PodDisruptionBudget>(r, obj)?
         }
+        "DaemonSet" => round::<apps::DaemonSet>(r, obj)?,
+        "StatefulSet" => round::<apps::StatefulSet>(r, obj)?,
+        "ControllerRevision" => round::<apps::ControllerRevision>(r, obj)?,
+        "ReplicationController" => round::<core::ReplicationController>(r, obj)?,
         other => return Err(ApiError::internal(format!("no type for kind {other}"))),
     };
     let mut unknown = Vec::new();
@@ -352,15 +356,38 @@ pub fn validate_kind(r: &ResourceInfo, obj: &Value, causes: &mut Vec<Cause>) {
         }
         "EndpointSlice" => endpointslice::validate_endpoint_slice(obj, causes),
         "PodDisruptionBudget" => crate::registry::kinds::pdb::validate(obj, causes),
+        "DaemonSet" | "StatefulSet" | "ReplicationController" => {
+            match r.kind {
+                "DaemonSet" => apps::validate_daemonset(obj, causes),
+                "StatefulSet" => apps::validate_statefulset(obj, causes),
+                _ => apps::validate_replication_controller(obj, causes),
+            }
+            if let Some(spec) = obj.pointer("/spec/template/spec") {
+                validate_pod_spec(Some(spec), "spec.template.spec", causes);
+            }
+        }
+        "ControllerRevision" => apps::validate_controller_revision(obj, causes),
         _ => {}
     }
 }
 
 /// What a create does before defaults and validation, beyond the metadata every kind gets
-/// (kube's `PrepareForCreate` steps that need the new uid): a Job's generated selector.
+/// (kube's `PrepareForCreate` steps): a Job's generated selector (it needs the new uid), a
+/// DaemonSet's first template generation.
 pub fn prepare_for_create(r: &ResourceInfo, obj: &mut Value) {
-    if r.kind == "Job" {
-        batch::generate_selector(obj);
+    match r.kind {
+        "Job" => batch::generate_selector(obj),
+        "DaemonSet" => apps::daemonset_template_generation(None, obj),
+        _ => {}
+    }
+}
+
+/// What an update does to the defaulted, validated object (kube's `PrepareForUpdate` steps
+/// beyond [`carry_over`]): a DaemonSet's template generation follows its template, compared
+/// with defaults applied so that a client leaving defaults out changes nothing.
+pub fn prepare_for_update(t: &ObjectRef, old: &Value, new: &mut Value, status_write: bool) {
+    if t.r.kind == "DaemonSet" && !status_write {
+        apps::daemonset_template_generation(Some(old), new);
     }
 }
 
@@ -371,6 +398,9 @@ pub fn validate_update(t: &ObjectRef, old: &Value, new: &Value) -> Result<(), Ap
     match t.r.kind {
         "Job" => batch::validate_job_update(old, new, &mut causes),
         "EndpointSlice" => endpointslice::validate_endpoint_slice_update(old, new, &mut causes),
+        "DaemonSet" => apps::validate_daemonset_update(old, new, &mut causes),
+        "StatefulSet" => apps::validate_statefulset_update(old, new, &mut causes),
+        "ControllerRevision" => apps::validate_controller_revision_update(old, new, &mut causes),
         _ => {}
     }
     if causes.is_empty() {
@@ -593,6 +623,19 @@ pub fn apply_defaults(r: &ResourceInfo, obj: &mut Value) {
             }
         }
         "EndpointSlice" => endpointslice::default_endpoint_slice(obj),
+        "DaemonSet" | "StatefulSet" | "ReplicationController" => {
+            match r.kind {
+                "DaemonSet" => apps::default_daemonset(obj),
+                "StatefulSet" => apps::default_statefulset(obj),
+                _ => apps::default_replication_controller(obj),
+            }
+            if let Some(spec) = obj
+                .pointer_mut("/spec/template/spec")
+                .filter(|s| s.is_object())
+            {
+                default_pod_spec(spec);
+            }
+        }
         "Namespace" => {
             // `kubernetes` joins spec.finalizers on create only (kinds::namespace): the
             // namespace controller's finalize takes it out for good.
@@ -614,7 +657,15 @@ pub fn apply_defaults(r: &ResourceInfo, obj: &mut Value) {
 pub fn tracks_generation(r: &ResourceInfo) -> bool {
     matches!(
         r.kind,
-        "Deployment" | "ReplicaSet" | "Job" | "CronJob" | "EndpointSlice" | "PodDisruptionBudget"
+        "Deployment"
+            | "ReplicaSet"
+            | "Job"
+            | "CronJob"
+            | "EndpointSlice"
+            | "DaemonSet"
+            | "StatefulSet"
+            | "ReplicationController"
+            | "PodDisruptionBudget"
     )
 }
 
@@ -625,7 +676,13 @@ pub fn initial_status(r: &ResourceInfo, obj: &mut Value) {
             let qos = pod_qos(obj);
             obj["status"] = json!({"phase": "Pending", "qosClass": qos});
         }
-        "Deployment" | "ReplicaSet" | "Job" | "CronJob" => obj["status"] = json!({}),
+        "Deployment"
+        | "ReplicaSet"
+        | "Job"
+        | "CronJob"
+        | "DaemonSet"
+        | "StatefulSet"
+        | "ReplicationController" => obj["status"] = json!({}),
         "Service" => obj["status"] = json!({"loadBalancer": {}}),
         "Namespace" => crate::registry::kinds::namespace::prepare_for_create(obj),
         "PodDisruptionBudget" => obj["status"] = crate::registry::kinds::pdb::initial_status(),

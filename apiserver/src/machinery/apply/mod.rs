@@ -262,7 +262,17 @@ fn strip(set: &mut FieldSet) {
 fn has_status_subresource(kind: &str) -> bool {
     matches!(
         kind,
-        "Pod" | "Service" | "Node" | "Namespace" | "Deployment" | "ReplicaSet" | "Job" | "CronJob"
+        "Pod"
+            | "Service"
+            | "Node"
+            | "Namespace"
+            | "Deployment"
+            | "ReplicaSet"
+            | "Job"
+            | "CronJob"
+            | "DaemonSet"
+            | "StatefulSet"
+            | "ReplicationController"
             | "PodDisruptionBudget"
     )
 }
@@ -272,7 +282,10 @@ fn has_status_subresource(kind: &str) -> bool {
 fn reset_field_names(kind: &str, subresource: Option<&str>) -> &'static [&'static [&'static str]] {
     match (subresource, kind) {
         (None, k) if has_status_subresource(k) => &[&["status"]],
-        (Some("status"), "Deployment" | "ReplicaSet") => &[&["spec"], &["metadata", "labels"]],
+        (
+            Some("status"),
+            "Deployment" | "ReplicaSet" | "DaemonSet" | "StatefulSet" | "ReplicationController",
+        ) => &[&["spec"], &["metadata", "labels"]],
         (Some("status"), "Pod") => &[
             &["spec"],
             &["metadata", "deletionTimestamp"],
@@ -733,6 +746,18 @@ fn empty_object(kind: &str) -> Value {
         "EndpointSlice" => serde_json::json!({"addressType": "", "endpoints": null}),
         "PodDisruptionBudget" => serde_json::json!({"spec": {}, "status": {
             "disruptionsAllowed": 0, "currentHealthy": 0, "desiredHealthy": 0, "expectedPods": 0}}),
+        "DaemonSet" => serde_json::json!({
+            "spec": {"selector": null, "template": template, "updateStrategy": {}},
+            "status": {"currentNumberScheduled": 0, "numberMisscheduled": 0,
+                "desiredNumberScheduled": 0, "numberReady": 0}
+        }),
+        "StatefulSet" => serde_json::json!({
+            "spec": {"selector": null, "template": template, "serviceName": "",
+                "updateStrategy": {}},
+            "status": {"replicas": 0, "availableReplicas": 0}
+        }),
+        "ControllerRevision" => serde_json::json!({"data": null, "revision": 0}),
+        "ReplicationController" => serde_json::json!({"spec": {}, "status": {"replicas": 0}}),
         "Event" => serde_json::json!({
             "involvedObject": {},
             "source": {},

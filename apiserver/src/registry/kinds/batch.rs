@@ -258,6 +258,17 @@ pub fn validate_job(job: &Value, causes: &mut Vec<Cause>) {
             Err(e) => causes.push(Cause::invalid("spec.selector", selector, &e.to_string())),
         },
     }
+    // The template's labels carry the job's name: a name longer than a label value may be
+    // is refused there (kube's ValidatePodTemplateSpec on the generated labels).
+    for v in template_labels.into_iter().flat_map(|l| l.values()) {
+        if let Some(s) = v.as_str().filter(|s| s.len() > 63) {
+            causes.push(Cause::invalid(
+                "spec.template.labels",
+                &json!(s),
+                "must be no more than 63 characters",
+            ));
+        }
+    }
     validate_job_spec(job, "/spec", "spec", causes);
 }
 
@@ -510,6 +521,18 @@ mod tests {
             "spec.template.metadata.labels[controller-uid]"
         );
         assert!(causes[0].message.ends_with("must be 'u-1'"));
+    }
+
+    #[test]
+    fn a_job_name_too_long_for_its_pods_label_is_refused() {
+        let mut j = job();
+        j["metadata"]["name"] = json!("x".repeat(64));
+        generate_selector(&mut j);
+        let mut causes = Vec::new();
+        validate_job(&j, &mut causes);
+        assert_eq!(causes.len(), 2, "{:?}", fields(&causes));
+        assert!(causes.iter().all(|c| c.field == "spec.template.labels"
+            && c.message.ends_with("must be no more than 63 characters")));
     }
 
     #[test]

@@ -84,7 +84,13 @@ pub fn validate_endpoint_slice(slice: &Value, causes: &mut Vec<Cause>) {
                     .parse::<Ipv6Addr>()
                     .is_err()
                     .then(|| "must be a valid IPv6 address".to_string()),
-                Some("FQDN") => dns1123_subdomain(s),
+                // IsFullyQualifiedDomainName: a subdomain of at least two labels.
+                Some("FQDN") => dns1123_subdomain(s.trim_end_matches('.')).or_else(|| {
+                    (!s.trim_end_matches('.').contains('.')).then(|| {
+                        "should be a domain with at least two segments separated by dots"
+                            .to_string()
+                    })
+                }),
                 _ => None,
             };
             if let Some(why) = why {
@@ -187,6 +193,14 @@ mod tests {
                 "endpoints[0].addresses[0]: Invalid value: \"10.0.0.1\": must be a valid IPv6 address",
                 "endpoints[1].addresses: Required value: must contain at least 1 address",
             ]
+        );
+        let mut causes = Vec::new();
+        let s =
+            json!({"addressType": "FQDN", "endpoints": [{"addresses": ["db.example.com", "db"]}]});
+        validate_endpoint_slice(&s, &mut causes);
+        assert_eq!(
+            rendered(&causes),
+            vec!["endpoints[0].addresses[1]: Invalid value: \"db\": should be a domain with at least two segments separated by dots"]
         );
         let mut causes = Vec::new();
         validate_endpoint_slice(&json!({"endpoints": []}), &mut causes);

@@ -4,6 +4,7 @@ pub mod namespace;
 pub mod pdb;
 pub mod service;
 
+pub mod apps;
 pub mod batch;
 pub mod cron;
 pub mod endpointslice;
