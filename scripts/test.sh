@@ -22,7 +22,7 @@ cargo test --release --workspace
 cargo test --release --workspace --bench hot_paths
 tests/e2e/compare-with-etcd.sh "$CARGO_TARGET_DIR/release/mainstay"
 tests/e2e/compare-with-etcd.sh --members 3 "$CARGO_TARGET_DIR/release/mainstay"
-MAINSTAY_TEST_TARGET=etcd cargo test --release --workspace --test kube_rs
+MAINSTAY_TEST_TARGET=etcd cargo test --release --workspace --test kube_rs --test deletion --test eviction
 tests/e2e/apiserver-e2e.sh "$CARGO_TARGET_DIR/release/mainstay"
 smoke="$(mktemp -d)"
 "$CARGO_TARGET_DIR/release/mainstay" bench --quick --strict --doc none --out-dir "$smoke"

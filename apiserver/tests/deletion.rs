@@ -286,9 +286,12 @@ async fn metadata_only_get_list_and_watch() {
         .await
         .unwrap()
         .boxed();
-    cms.create(&pp, &obj(json!({"metadata": {"name": "m2"}, "data": {"a": "b"}})))
-        .await
-        .unwrap();
+    cms.create(
+        &pp,
+        &obj(json!({"metadata": {"name": "m2"}, "data": {"a": "b"}})),
+    )
+    .await
+    .unwrap();
     let ev = tokio::time::timeout(std::time::Duration::from_secs(10), stream.try_next())
         .await
         .expect("an event in time")

@@ -1512,7 +1512,16 @@ async fn jobs_generate_their_selector_and_keep_their_template() {
         .unwrap();
     assert_eq!(names(&listed.items), vec!["pi"]);
 
+    // batch/v1 Jobs orphan their pods by default (kube keeps it for compatibility): with no
+    // garbage collector running here, the Job stays, deleting, with the `orphan` finalizer;
+    // deleting it again in the background drops the finalizer and the Job.
     jobs.delete("pi", &DeleteParams::default()).await.unwrap();
+    let held = jobs.get("pi").await.unwrap();
+    assert!(held.metadata.deletion_timestamp.is_some());
+    assert_eq!(held.metadata.finalizers, Some(vec!["orphan".to_string()]));
+    jobs.delete("pi", &DeleteParams::background())
+        .await
+        .unwrap();
     eventually("job deleted", || async {
         jobs.get_opt("pi").await.unwrap().is_none().then_some(())
     })
@@ -1885,7 +1894,13 @@ async fn daemonsets_statefulsets_revisions_and_replication_controllers() {
     }
     stss.delete("db", &DeleteParams::default()).await.unwrap();
     crs.delete("db-1", &DeleteParams::default()).await.unwrap();
+    // v1 ReplicationControllers orphan their pods by default, as Jobs do (see above).
     rcs.delete("legacy", &DeleteParams::default())
+        .await
+        .unwrap();
+    let held = rcs.get("legacy").await.unwrap();
+    assert_eq!(held.metadata.finalizers, Some(vec!["orphan".to_string()]));
+    rcs.delete("legacy", &DeleteParams::background())
         .await
         .unwrap();
     assert!(rcs.get_opt("legacy").await.unwrap().is_none());

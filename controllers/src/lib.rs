@@ -20,9 +20,9 @@
 
 pub mod cronjob;
 pub mod deployment;
+pub mod disruption;
 pub mod endpoint;
 pub mod endpointslice;
-pub mod disruption;
 pub mod error;
 pub mod gc;
 pub mod job;

@@ -304,7 +304,7 @@ async fn evictions_respect_budgets_and_kubectl_drain_waits_for_them() {
         .create(&PostParams::default(), &n)
         .await
         .expect("creating the namespace");
-    let (history, _watch) = History::record(c, ns).await;
+    let (history, watch) = History::record(c, ns).await;
 
     // Six replicas on three nodes: two on each.
     let replicas: usize = 6;
@@ -457,6 +457,12 @@ async fn evictions_respect_budgets_and_kubectl_drain_waits_for_them() {
     assert!(back
         .iter()
         .all(|p| p.spec.as_ref().and_then(|s| s.node_name.as_deref()) != Some(node.as_str())));
+    // The history is whole only if the watch never failed (its task panics on an error).
+    assert!(
+        !watch.is_finished(),
+        "the pod watch ended during the test: the history is incomplete"
+    );
+    watch.abort();
     let evicted = history.min_healthy_from(from);
     assert!(
         evicted >= replicas - 1,

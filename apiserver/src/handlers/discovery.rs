@@ -430,7 +430,13 @@ mod tests {
             .collect();
         assert_eq!(
             names,
-            ["apps", "batch", "coordination.k8s.io", "discovery.k8s.io", "policy"]
+            [
+                "apps",
+                "batch",
+                "coordination.k8s.io",
+                "discovery.k8s.io",
+                "policy"
+            ]
         );
         assert_eq!(
             v["groups"][0]["preferredVersion"],
@@ -566,7 +572,13 @@ mod tests {
             .collect();
         assert_eq!(
             groups,
-            ["apps", "batch", "coordination.k8s.io", "discovery.k8s.io", "policy"]
+            [
+                "apps",
+                "batch",
+                "coordination.k8s.io",
+                "discovery.k8s.io",
+                "policy"
+            ]
         );
         let deploy = apis["items"][0]["versions"][0]["resources"]
             .as_array()

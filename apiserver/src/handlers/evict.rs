@@ -290,7 +290,11 @@ async fn condition_and_delete(
             }
         }
     }
-    store::delete_one(app, pod_ref.r, pod_ref.ns(), pod_ref.name(), &opts, dry_run)
+    // The Eviction's deleteOptions, validated as a DELETE's are; the request's own dryRun
+    // counts too.
+    let mut parsed = crate::registry::deletion::DeleteOptions::parse(&opts)?;
+    parsed.dry_run |= dry_run;
+    store::delete_one(app, pod_ref.r, pod_ref.ns(), pod_ref.name(), &parsed)
         .await
         .map(|_| ())
 }

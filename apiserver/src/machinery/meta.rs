@@ -93,8 +93,11 @@ mod tests {
             "metadata": {"name": "p", "uid": "u", "ownerReferences": [{"uid": "o"}]},
             "spec": {"containers": []}, "status": {}});
         let p = partial_object_metadata(&pod);
-        assert_eq!(p, json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1",
-            "metadata": {"name": "p", "uid": "u", "ownerReferences": [{"uid": "o"}]}}));
+        assert_eq!(
+            p,
+            json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1",
+            "metadata": {"name": "p", "uid": "u", "ownerReferences": [{"uid": "o"}]}})
+        );
         let status = json!({"kind": "Status", "status": "Success"});
         assert_eq!(partial_object_metadata(&status), status);
         let l = partial_object_metadata_list(json!({"resourceVersion": "7"}), &[pod]);

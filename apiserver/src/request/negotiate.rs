@@ -222,7 +222,9 @@ mod tests {
         // Another group or version is not offered; without a fallback that is a 406.
         h.insert(
             header::ACCEPT,
-            HeaderValue::from_static("application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v2"),
+            HeaderValue::from_static(
+                "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v2",
+            ),
         );
         assert_eq!(negotiate(&h).unwrap_err().code, 406);
     }
