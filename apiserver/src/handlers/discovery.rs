@@ -433,9 +433,9 @@ mod tests {
             [
                 "apps",
                 "batch",
+                "policy",
                 "coordination.k8s.io",
-                "discovery.k8s.io",
-                "policy"
+                "discovery.k8s.io"
             ]
         );
         assert_eq!(
@@ -575,9 +575,9 @@ mod tests {
             [
                 "apps",
                 "batch",
+                "policy",
                 "coordination.k8s.io",
-                "discovery.k8s.io",
-                "policy"
+                "discovery.k8s.io"
             ]
         );
         let deploy = apis["items"][0]["versions"][0]["resources"]
