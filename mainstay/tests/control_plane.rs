@@ -11,127 +11,27 @@
 mod common;
 
 use std::collections::{BTreeSet, HashMap};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{Event, Namespace, Node, Pod};
+use k8s_openapi::api::core::v1::{Event, Namespace, Pod};
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::watcher;
 use serde_json::{json, Value};
 use tokio::time::Instant;
 
+use common::eventually;
+use common::plane::{client_for, ready_nodes, serving, strings, write_kubeconfig, Proc, DEADLINE};
+
 /// The tests share two cores: one plane at a time, so their timings mean something.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-/// Bound for waiting on anything that should happen in seconds.
-const DEADLINE: Duration = Duration::from_secs(60);
-
 // ---------------------------------------------------------------------------------------------
 // Processes.
-
-/// One child process of this binary, logging to a file; killed when dropped.
-struct Proc {
-    name: String,
-    args: Vec<String>,
-    child: Child,
-    log: PathBuf,
-    exited: Option<ExitStatus>,
-}
-
-impl Proc {
-    fn spawn(dir: &Path, name: &str, args: &[String]) -> Proc {
-        let log = dir.join(format!("{name}.log"));
-        let child = Proc::start(&log, args);
-        Proc {
-            name: name.to_string(),
-            args: args.to_vec(),
-            child,
-            log,
-            exited: None,
-        }
-    }
-
-    fn start(log: &Path, args: &[String]) -> Child {
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(log)
-            .expect("opening a log file");
-        Command::new(env!("CARGO_BIN_EXE_mainstay"))
-            .args(args)
-            .env("RUST_LOG", "info")
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(file.try_clone().expect("log file"))
-            .stderr(file)
-            .spawn()
-            .expect("spawning the mainstay binary")
-    }
-
-    /// Starts the process again (as `mainstay dev` does when one dies), after it ended.
-    fn respawn(&mut self) {
-        assert!(
-            self.exit_status().is_some(),
-            "{} is still running",
-            self.name
-        );
-        self.child = Proc::start(&self.log, &self.args);
-        self.exited = None;
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn signal(&self, sig: &str) {
-        let status = Command::new("kill")
-            .args([&format!("-{sig}"), &self.child.id().to_string()])
-            .status()
-            .expect("running kill");
-        assert!(status.success(), "kill -{sig} {}", self.name);
-    }
-
-    /// The exit status once the process has ended.
-    fn exit_status(&mut self) -> Option<ExitStatus> {
-        if self.exited.is_none() {
-            self.exited = self.child.try_wait().expect("waiting on a child");
-        }
-        self.exited
-    }
-
-    async fn wait_exit(&mut self, within: Duration) -> Option<ExitStatus> {
-        let until = Instant::now() + within;
-        while Instant::now() < until {
-            if let Some(s) = self.exit_status() {
-                return Some(s);
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        None
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        if self.exit_status().is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-        if std::thread::panicking() {
-            let log = self.log();
-            let tail: Vec<&str> = log.lines().rev().take(25).collect();
-            eprintln!("--- {} (last lines) ---", self.name);
-            for l in tail.iter().rev() {
-                eprintln!("{l}");
-            }
-        }
-    }
-}
 
 /// Leader-election flags for the scheduler and controller-manager.
 struct Election {
@@ -184,15 +84,6 @@ struct Plane {
     dir: tempfile::TempDir,
 }
 
-fn client_for(url: &str) -> kube::Client {
-    let config = kube::Config::new(url.parse().expect("apiserver URL"));
-    kube::Client::try_from(config).expect("kube client")
-}
-
-fn strings(a: &[&str]) -> Vec<String> {
-    a.iter().map(|s| s.to_string()).collect()
-}
-
 impl Plane {
     async fn start(o: PlaneOptions) -> Plane {
         let dir = common::temp_dir();
@@ -217,23 +108,12 @@ impl Plane {
             ));
             let url = format!("http://127.0.0.1:{port}");
             let kc = dir.path().join(format!("master-{i}.kubeconfig"));
-            std::fs::write(
-                &kc,
-                format!(
-                    "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: {url}\ncontexts:\n- name: c\n  context:\n    cluster: c\n    user: u\ncurrent-context: c\nusers:\n- name: u\n  user: {{}}\n"
-                ),
-            )
-            .expect("writing a kubeconfig");
+            write_kubeconfig(&kc, &url);
             kubeconfigs.push(kc);
             urls.push(url);
         }
         for url in &urls {
-            let c = client_for(url);
-            eventually("the apiserver serves", DEADLINE, || {
-                let c = c.clone();
-                async move { Api::<Namespace>::all(c).get("default").await.ok() }
-            })
-            .await;
+            serving(&client_for(url)).await;
         }
         let election = Election::from_env();
         let mut schedulers = Vec::new();
@@ -313,42 +193,6 @@ impl Plane {
             }
         })
         .await
-    }
-}
-
-async fn ready_nodes(c: &kube::Client) -> Vec<String> {
-    let Ok(nodes) = Api::<Node>::all(c.clone())
-        .list(&ListParams::default())
-        .await
-    else {
-        return Vec::new();
-    };
-    nodes
-        .items
-        .into_iter()
-        .filter(|n| {
-            n.status
-                .as_ref()
-                .and_then(|s| s.conditions.as_ref())
-                .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
-        })
-        .filter_map(|n| n.metadata.name)
-        .collect()
-}
-
-/// Polls `f` every 50 ms until it gives a value; panics after `within`.
-async fn eventually<T, F, Fut>(what: &str, within: Duration, mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let until = Instant::now() + within;
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(Instant::now() < until, "timed out waiting: {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 

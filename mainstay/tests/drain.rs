@@ -10,11 +10,11 @@
 mod common;
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
+use common::eventually;
+use common::plane::{Plane, DEADLINE};
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
@@ -22,175 +22,6 @@ use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{Api, EvictParams, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::watcher;
 use serde_json::json;
-use tokio::time::Instant;
-
-/// Bound for waiting on anything that should happen in seconds.
-const DEADLINE: Duration = Duration::from_secs(60);
-
-/// One child process of this binary, logging to a file; killed when dropped.
-struct Proc {
-    name: String,
-    child: Child,
-    log: PathBuf,
-}
-
-impl Proc {
-    fn spawn(dir: &Path, name: &str, args: &[String]) -> Proc {
-        let log = dir.join(format!("{name}.log"));
-        let file = std::fs::File::create(&log).expect("creating a log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_mainstay"))
-            .args(args)
-            .env("RUST_LOG", "info")
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(file.try_clone().expect("log file"))
-            .stderr(file)
-            .spawn()
-            .expect("spawning the mainstay binary");
-        Proc {
-            name: name.to_string(),
-            child,
-            log,
-        }
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-            let tail: Vec<&str> = log.lines().rev().take(25).collect();
-            eprintln!("--- {} (last lines) ---", self.name);
-            for l in tail.iter().rev() {
-                eprintln!("{l}");
-            }
-        }
-    }
-}
-
-fn strings(a: &[&str]) -> Vec<String> {
-    a.iter().map(|s| s.to_string()).collect()
-}
-
-/// The processes, dropped (killed) in reverse order of start.
-struct Plane {
-    _procs: Vec<Proc>,
-    _store: common::Server,
-    kubeconfig: PathBuf,
-    client: kube::Client,
-    _dir: tempfile::TempDir,
-}
-
-impl Plane {
-    async fn start(nodes: usize) -> Plane {
-        let dir = common::temp_dir();
-        let store = common::Server::start(&[]).await;
-        let port = common::free_port();
-        let mut procs = vec![Proc::spawn(
-            dir.path(),
-            "apiserver",
-            &strings(&[
-                "apiserver",
-                "--etcd-servers",
-                &store.endpoint(),
-                "--bind-address",
-                "127.0.0.1",
-                "--secure-port",
-                &port.to_string(),
-            ]),
-        )];
-        let url = format!("http://127.0.0.1:{port}");
-        let kubeconfig = dir.path().join("kubeconfig");
-        std::fs::write(
-            &kubeconfig,
-            format!(
-                "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: {url}\ncontexts:\n- name: c\n  context:\n    cluster: c\n    user: u\ncurrent-context: c\nusers:\n- name: u\n  user: {{}}\n"
-            ),
-        )
-        .expect("writing a kubeconfig");
-        let client = kube::Client::try_from(kube::Config::new(url.parse().expect("URL")))
-            .expect("kube client");
-        eventually("the apiserver serves", DEADLINE, || {
-            let c = client.clone();
-            async move { Api::<Namespace>::all(c).get("default").await.ok() }
-        })
-        .await;
-        let kc = kubeconfig.display().to_string();
-        for component in ["scheduler", "controller-manager"] {
-            procs.push(Proc::spawn(
-                dir.path(),
-                component,
-                &strings(&[
-                    component,
-                    "--kubeconfig",
-                    &kc,
-                    "--leader-elect-lease-duration",
-                    "4s",
-                    "--leader-elect-renew-deadline",
-                    "3s",
-                    "--leader-elect-retry-period",
-                    "250ms",
-                ]),
-            ));
-        }
-        procs.push(Proc::spawn(
-            dir.path(),
-            "nodes",
-            &strings(&["nodes", "--kubeconfig", &kc, "--count", &nodes.to_string()]),
-        ));
-        let c = client.clone();
-        eventually("the nodes are Ready", DEADLINE, || {
-            let c = c.clone();
-            async move { (ready_nodes(&c).await.len() >= nodes).then_some(()) }
-        })
-        .await;
-        Plane {
-            _procs: procs,
-            _store: store,
-            kubeconfig,
-            client,
-            _dir: dir,
-        }
-    }
-}
-
-async fn ready_nodes(c: &kube::Client) -> Vec<String> {
-    let Ok(nodes) = Api::<Node>::all(c.clone())
-        .list(&ListParams::default())
-        .await
-    else {
-        return Vec::new();
-    };
-    nodes
-        .items
-        .into_iter()
-        .filter(|n| {
-            n.status
-                .as_ref()
-                .and_then(|s| s.conditions.as_ref())
-                .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
-        })
-        .filter_map(|n| n.metadata.name)
-        .collect()
-}
-
-/// Polls `f` every 100 ms until it gives a value; panics after `within`.
-async fn eventually<T, F, Fut>(what: &str, within: Duration, mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let until = Instant::now() + within;
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(Instant::now() < until, "timed out waiting: {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
 
 fn is_ready(p: &Pod) -> bool {
     p.status
@@ -296,7 +127,7 @@ fn api_error(e: kube::Error) -> kube::core::ErrorResponse {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn evictions_respect_budgets_and_kubectl_drain_waits_for_them() {
-    let plane = Plane::start(3).await;
+    let plane = Plane::with_control_plane(3).await;
     let c = &plane.client;
     let ns = "drain";
     let n: Namespace = serde_json::from_value(json!({"metadata": {"name": ns}})).expect("ns");

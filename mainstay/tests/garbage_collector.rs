@@ -10,166 +10,19 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
-use k8s_openapi::api::core::v1::{ConfigMap, Event, Namespace, Node, Pod};
+use k8s_openapi::api::core::v1::{ConfigMap, Event, Namespace, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use serde_json::json;
-use tokio::time::Instant;
+
+use common::eventually;
+use common::plane::{Plane, DEADLINE};
 
 /// The tests share two cores: one plane at a time.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-/// Bound for waiting on anything that should happen in seconds.
-const DEADLINE: Duration = Duration::from_secs(60);
-
-/// One child process of this binary, logging to a file; killed when dropped.
-struct Proc {
-    name: String,
-    child: Child,
-    log: PathBuf,
-}
-
-impl Proc {
-    fn spawn(dir: &Path, name: &str, args: &[&str]) -> Proc {
-        let log = dir.join(format!("{name}.log"));
-        let file = std::fs::File::create(&log).expect("creating a log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_mainstay"))
-            .args(args)
-            .env("RUST_LOG", "info")
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(file.try_clone().expect("log file"))
-            .stderr(file)
-            .spawn()
-            .expect("spawning the mainstay binary");
-        Proc {
-            name: name.to_string(),
-            child,
-            log,
-        }
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-            let tail: Vec<&str> = log.lines().rev().take(30).collect();
-            eprintln!("--- {} (last lines) ---", self.name);
-            for l in tail.iter().rev() {
-                eprintln!("{l}");
-            }
-        }
-    }
-}
-
-/// A store member, one apiserver, a scheduler, a controller-manager and two nodes.
-struct Plane {
-    _procs: Vec<Proc>,
-    _store: common::Server,
-    client: kube::Client,
-    _dir: tempfile::TempDir,
-}
-
-impl Plane {
-    async fn start() -> Plane {
-        let dir = common::temp_dir();
-        let store = common::Server::start(&[]).await;
-        let port = common::free_port();
-        let mut procs = vec![Proc::spawn(
-            dir.path(),
-            "apiserver",
-            &[
-                "apiserver",
-                "--etcd-servers",
-                &store.endpoint(),
-                "--bind-address",
-                "127.0.0.1",
-                "--secure-port",
-                &port.to_string(),
-            ],
-        )];
-        let url = format!("http://127.0.0.1:{port}");
-        let kc = dir.path().join("kubeconfig");
-        std::fs::write(
-            &kc,
-            format!(
-                "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: {url}\ncontexts:\n- name: c\n  context:\n    cluster: c\n    user: u\ncurrent-context: c\nusers:\n- name: u\n  user: {{}}\n"
-            ),
-        )
-        .expect("writing a kubeconfig");
-        let config = kube::Config::new(url.parse().expect("apiserver URL"));
-        let client = kube::Client::try_from(config).expect("kube client");
-        eventually("the apiserver serves", || {
-            let c = client.clone();
-            async move { Api::<Namespace>::all(c).get("default").await.ok() }
-        })
-        .await;
-        let kc = kc.display().to_string();
-        for component in ["scheduler", "controller-manager"] {
-            procs.push(Proc::spawn(
-                dir.path(),
-                component,
-                &[
-                    component,
-                    "--kubeconfig",
-                    &kc,
-                    "--leader-elect-lease-duration",
-                    "4000ms",
-                    "--leader-elect-renew-deadline",
-                    "3000ms",
-                    "--leader-elect-retry-period",
-                    "250ms",
-                ],
-            ));
-        }
-        procs.push(Proc::spawn(
-            dir.path(),
-            "nodes",
-            &["nodes", "--kubeconfig", &kc, "--count", "2"],
-        ));
-        eventually("two nodes", || {
-            let c = client.clone();
-            async move {
-                let n = Api::<Node>::all(c)
-                    .list(&ListParams::default())
-                    .await
-                    .ok()?;
-                (n.items.len() >= 2).then_some(())
-            }
-        })
-        .await;
-        Plane {
-            _procs: procs,
-            _store: store,
-            client,
-            _dir: dir,
-        }
-    }
-}
-
-/// Polls `f` every 100 ms until it gives a value; panics after [`DEADLINE`].
-async fn eventually<T, F, Fut>(what: &str, mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let until = Instant::now() + DEADLINE;
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(Instant::now() < until, "timed out waiting: {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
 
 async fn namespace(c: &kube::Client, ns: &str) {
     let n = Namespace {
@@ -226,7 +79,7 @@ async fn deploy(c: &kube::Client, ns: &str, name: &str, replicas: i32) -> Api<De
     api.create(&PostParams::default(), &deployment(name, replicas))
         .await
         .expect("creating a deployment");
-    eventually("the replica set and its pods", || async {
+    eventually("the replica set and its pods", DEADLINE, || async {
         let rss = replica_sets(c, ns, name).await;
         let ps = pods(c, ns, name).await;
         (rss.len() == 1 && ps.len() == replicas as usize).then_some(())
@@ -238,7 +91,7 @@ async fn deploy(c: &kube::Client, ns: &str, name: &str, replicas: i32) -> Api<De
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deployments_are_deleted_in_the_background_foreground_and_orphaned() {
     let _serial = SERIAL.lock().await;
-    let plane = Plane::start().await;
+    let plane = Plane::with_control_plane(2).await;
     let c = &plane.client;
     let ns = "gc-deploy";
     namespace(c, ns).await;
@@ -248,15 +101,48 @@ async fn deployments_are_deleted_in_the_background_foreground_and_orphaned() {
     api.delete("bg", &DeleteParams::default())
         .await
         .expect("deleting");
-    eventually("the replica set and pods of bg are collected", || async {
-        (replica_sets(c, ns, "bg").await.is_empty() && pods(c, ns, "bg").await.is_empty())
-            .then_some(())
-    })
+    eventually(
+        "the replica set and pods of bg are collected",
+        DEADLINE,
+        || async {
+            (replica_sets(c, ns, "bg").await.is_empty() && pods(c, ns, "bg").await.is_empty())
+                .then_some(())
+        },
+    )
     .await;
 
     // Foreground: the Deployment stays, being deleted with its finalizer, until no dependent
     // blocks it: its ReplicaSet (deleted in the foreground too) goes after its pods.
     let api = deploy(c, ns, "fg", 2).await;
+    // Every state of fg's ReplicaSet from now on, from a watch: whether it was ever seen being
+    // deleted in the foreground is read from this history, not from polls that may miss it.
+    let rs_history = tokio::spawn({
+        use futures::StreamExt;
+        use kube::runtime::{watcher, WatchStreamExt};
+        let rss = Api::<ReplicaSet>::namespaced(c.clone(), ns);
+        async move {
+            let mut states = watcher(rss, watcher::Config::default().labels("app=fg"))
+                .default_backoff()
+                .applied_objects()
+                .boxed();
+            let mut seen = Vec::new();
+            while let Some(Ok(rs)) = states.next().await {
+                let foreground = rs.metadata.deletion_timestamp.is_some()
+                    && rs
+                        .metadata
+                        .finalizers
+                        .as_ref()
+                        .is_some_and(|f| f.iter().any(|f| f == "foregroundDeletion"));
+                seen.push(foreground);
+                if foreground {
+                    break;
+                }
+            }
+            seen
+        }
+    });
+    // The watch has listed the ReplicaSet before the delete.
+    tokio::time::sleep(Duration::from_millis(500)).await;
     api.delete("fg", &DeleteParams::foreground())
         .await
         .expect("deleting");
@@ -270,24 +156,13 @@ async fn deployments_are_deleted_in_the_background_foreground_and_orphaned() {
         .finalizers
         .unwrap_or_default()
         .contains(&"foregroundDeletion".to_string()));
-    let saw_rs_deleting = std::cell::Cell::new(false);
-    eventually("fg goes after its replica set and pods", || {
-        let saw = &saw_rs_deleting;
+    eventually("fg goes after its replica set and pods", DEADLINE, || {
         let api = api.clone();
         async move {
             // Read in this order: what is gone after the Deployment was seen gone stays gone.
             let gone = api.get_opt("fg").await.ok()?.is_none();
             let rss = replica_sets(c, ns, "fg").await;
             let pods_left = pods(c, ns, "fg").await.len();
-            let deleting = rss.iter().any(|rs| {
-                rs.metadata.deletion_timestamp.is_some()
-                    && rs
-                        .metadata
-                        .finalizers
-                        .as_ref()
-                        .is_some_and(|f| f.iter().any(|f| f == "foregroundDeletion"))
-            });
-            saw.set(saw.get() || deleting);
             if !gone {
                 return None;
             }
@@ -297,9 +172,14 @@ async fn deployments_are_deleted_in_the_background_foreground_and_orphaned() {
         }
     })
     .await;
-    assert!(
-        saw_rs_deleting.get(),
-        "the ReplicaSet was deleted in the foreground as well"
+    let seen = tokio::time::timeout(DEADLINE, rs_history)
+        .await
+        .expect("the ReplicaSet watch ends once it saw the foreground deletion")
+        .expect("the watch task");
+    assert_eq!(
+        seen.last(),
+        Some(&true),
+        "the ReplicaSet was deleted in the foreground as well: states seen {seen:?}"
     );
 
     // Orphan: the references to the Deployment are stripped, the finalizer removed, and the
@@ -308,7 +188,7 @@ async fn deployments_are_deleted_in_the_background_foreground_and_orphaned() {
     api.delete("orph", &DeleteParams::orphan())
         .await
         .expect("deleting");
-    eventually("orph goes", || async {
+    eventually("orph goes", DEADLINE, || async {
         api.get_opt("orph").await.ok()?.is_none().then_some(())
     })
     .await;
@@ -352,7 +232,7 @@ fn reference_to(cm: &ConfigMap) -> OwnerReference {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn references_to_absent_or_foreign_owners() {
     let _serial = SERIAL.lock().await;
-    let plane = Plane::start().await;
+    let plane = Plane::with_control_plane(2).await;
     let c = &plane.client;
     let (a, b) = ("gc-a", "gc-b");
     namespace(c, a).await;
@@ -412,12 +292,12 @@ async fn references_to_absent_or_foreign_owners() {
         .expect("cluster-scoped dependent");
 
     for name in ["orphaned", "impostor-child"] {
-        eventually(&format!("{name} is collected"), || async {
+        eventually(&format!("{name} is collected"), DEADLINE, || async {
             cms_a.get_opt(name).await.ok()?.is_none().then_some(())
         })
         .await;
     }
-    let half = eventually("half loses the dangling reference", || async {
+    let half = eventually("half loses the dangling reference", DEADLINE, || async {
         let cm = cms_a.get("half").await.ok()?;
         (cm.metadata.owner_references.as_ref()?.len() == 1).then_some(cm)
     })
@@ -428,18 +308,22 @@ async fn references_to_absent_or_foreign_owners() {
     );
 
     let foreign_uid = foreign.metadata.uid.clone().expect("uid");
-    let event = eventually("an OwnerRefInvalidNamespace Event on foreign", || async {
-        Api::<Event>::namespaced(c.clone(), b)
-            .list(&ListParams::default())
-            .await
-            .ok()?
-            .items
-            .into_iter()
-            .find(|e| {
-                e.reason.as_deref() == Some("OwnerRefInvalidNamespace")
-                    && e.involved_object.uid.as_deref() == Some(foreign_uid.as_str())
-            })
-    })
+    let event = eventually(
+        "an OwnerRefInvalidNamespace Event on foreign",
+        DEADLINE,
+        || async {
+            Api::<Event>::namespaced(c.clone(), b)
+                .list(&ListParams::default())
+                .await
+                .ok()?
+                .items
+                .into_iter()
+                .find(|e| {
+                    e.reason.as_deref() == Some("OwnerRefInvalidNamespace")
+                        && e.involved_object.uid.as_deref() == Some(foreign_uid.as_str())
+                })
+        },
+    )
     .await;
     assert_eq!(event.type_.as_deref(), Some("Warning"));
     assert_eq!(
@@ -456,7 +340,7 @@ async fn references_to_absent_or_foreign_owners() {
         event.source.as_ref().and_then(|s| s.component.as_deref()),
         Some("garbage-collector-controller")
     );
-    eventually("foreign is collected", || async {
+    eventually("foreign is collected", DEADLINE, || async {
         cms_b.get_opt("foreign").await.ok()?.is_none().then_some(())
     })
     .await;

@@ -15,8 +15,6 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
@@ -29,6 +27,8 @@ use kube::api::{
 use kube::core::{ApiResource, GroupVersionKind};
 use serde_json::{json, Value};
 
+use common::plane::{Plane, SHORT_ELECTION};
+
 /// The tests share two cores: one cluster at a time.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
@@ -36,123 +36,16 @@ static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 /// its first pass, and 8 s between passes while a finalizer holds content back).
 const DEADLINE: Duration = Duration::from_secs(90);
 
-/// One child process of this binary, logging to a file; killed when dropped (printing its log's
-/// tail when a test fails).
-struct Proc {
-    name: String,
-    child: Child,
-    log: PathBuf,
-}
-
-impl Proc {
-    fn spawn(dir: &Path, name: &str, args: &[&str]) -> Proc {
-        let log = dir.join(format!("{name}.log"));
-        let file = std::fs::File::create(&log).expect("creating a log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_mainstay"))
-            .args(args)
-            .env("RUST_LOG", "info")
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(file.try_clone().expect("log file"))
-            .stderr(file)
-            .spawn()
-            .expect("spawning the mainstay binary");
-        Proc {
-            name: name.to_string(),
-            child,
-            log,
-        }
+/// A store member, an apiserver (pods tolerate unreachable nodes 120 s unless they say
+/// otherwise) and, with `controllers`, a controller-manager running those.
+async fn cluster(controllers: Option<&str>) -> Plane {
+    let mut plane = Plane::start(&["--default-unreachable-toleration-seconds", "120"]).await;
+    if let Some(list) = controllers {
+        let mut args = vec!["--controllers", list];
+        args.extend(SHORT_ELECTION);
+        plane.component("controller-manager", &args);
     }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-            let tail: Vec<&str> = log.lines().rev().take(30).collect();
-            eprintln!("--- {} (last lines) ---", self.name);
-            for l in tail.iter().rev() {
-                eprintln!("{l}");
-            }
-        }
-    }
-}
-
-/// A store member, an apiserver and optionally a controller-manager.
-struct Cluster {
-    _manager: Option<Proc>,
-    _apiserver: Proc,
-    _store: common::Server,
-    client: kube::Client,
-    _dir: tempfile::TempDir,
-}
-
-impl Cluster {
-    async fn start(controllers: Option<&str>) -> Cluster {
-        let dir = common::temp_dir();
-        let store = common::Server::start(&[]).await;
-        let port = common::free_port();
-        let apiserver = Proc::spawn(
-            dir.path(),
-            "apiserver",
-            &[
-                "apiserver",
-                "--etcd-servers",
-                &store.endpoint(),
-                "--bind-address",
-                "127.0.0.1",
-                "--secure-port",
-                &port.to_string(),
-                "--default-unreachable-toleration-seconds",
-                "120",
-            ],
-        );
-        let url = format!("http://127.0.0.1:{port}");
-        let client = kube::Client::try_from(kube::Config::new(url.parse().expect("URL")))
-            .expect("kube client");
-        let c = client.clone();
-        common::eventually("the apiserver serves", DEADLINE, || {
-            let c = c.clone();
-            async move { Api::<Namespace>::all(c).get("default").await.ok() }
-        })
-        .await;
-        let manager = controllers.map(|list| {
-            let kc = dir.path().join("kubeconfig");
-            std::fs::write(
-                &kc,
-                format!(
-                    "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: {url}\ncontexts:\n- name: c\n  context:\n    cluster: c\n    user: u\ncurrent-context: c\nusers:\n- name: u\n  user: {{}}\n"
-                ),
-            )
-            .expect("writing a kubeconfig");
-            Proc::spawn(
-                dir.path(),
-                "controller-manager",
-                &[
-                    "controller-manager",
-                    "--kubeconfig",
-                    &kc.display().to_string(),
-                    "--controllers",
-                    list,
-                    "--leader-elect-lease-duration",
-                    "4s",
-                    "--leader-elect-renew-deadline",
-                    "3s",
-                    "--leader-elect-retry-period",
-                    "250ms",
-                ],
-            )
-        });
-        Cluster {
-            _manager: manager,
-            _apiserver: apiserver,
-            _store: store,
-            client,
-            _dir: dir,
-        }
-    }
+    plane
 }
 
 fn obj<T: DeserializeOwned>(v: Value) -> T {
@@ -230,7 +123,7 @@ fn condition(ns: &Namespace, kind: &str) -> Option<(String, String, String)> {
 #[tokio::test]
 async fn a_namespace_is_emptied_by_the_controller_and_removed() {
     let _serial = SERIAL.lock().await;
-    let cluster = Cluster::start(Some("*")).await;
+    let cluster = cluster(Some("*")).await;
     let c = &cluster.client;
     let ns = "doomed";
     create_namespace(c, ns, json!({})).await;
@@ -416,7 +309,7 @@ async fn a_namespace_is_emptied_by_the_controller_and_removed() {
 async fn the_finalize_subresource_changes_only_spec_finalizers() {
     let _serial = SERIAL.lock().await;
     // No controller-manager: only the finalize calls below finalize.
-    let cluster = Cluster::start(None).await;
+    let cluster = cluster(None).await;
     let c = &cluster.client;
     let nss: Api<Namespace> = Api::all(c.clone());
     let created = create_namespace(c, "fin", json!({"finalizers": ["example.com/x"]})).await;
@@ -502,7 +395,7 @@ async fn the_finalize_subresource_changes_only_spec_finalizers() {
 #[tokio::test]
 async fn delete_propagation_and_admission_as_kube() {
     let _serial = SERIAL.lock().await;
-    let cluster = Cluster::start(None).await;
+    let cluster = cluster(None).await;
     let c = &cluster.client;
     let ns = "default";
 

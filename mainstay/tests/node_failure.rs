@@ -13,8 +13,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
@@ -23,69 +22,14 @@ use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 use tokio::time::Instant;
 
-const DEADLINE: Duration = Duration::from_secs(60);
+use common::eventually;
+use common::plane::{Plane, DEADLINE};
+
 const GRACE: &str = "5s";
 const MONITOR_PERIOD: &str = "1s";
 const TOLERATION_SECONDS: i64 = 2;
 const LEASE_SECONDS: &str = "4";
 const NS: &str = "failure";
-
-struct Proc {
-    name: String,
-    child: Child,
-    log: PathBuf,
-}
-
-impl Proc {
-    fn spawn(dir: &Path, name: &str, args: &[&str]) -> Proc {
-        let log = dir.join(format!("{name}.log"));
-        let file = std::fs::File::create(&log).expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_mainstay"))
-            .args(args)
-            .env("RUST_LOG", "info")
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(file.try_clone().expect("log file"))
-            .stderr(file)
-            .spawn()
-            .expect("spawning mainstay");
-        Proc {
-            name: name.into(),
-            child,
-            log,
-        }
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-            let tail: Vec<&str> = log.lines().rev().take(30).collect();
-            eprintln!("--- {} (last lines) ---", self.name);
-            for l in tail.iter().rev() {
-                eprintln!("{l}");
-            }
-        }
-    }
-}
-
-async fn eventually<T, F, Fut>(what: &str, within: Duration, mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let until = Instant::now() + within;
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(Instant::now() < until, "timed out waiting for: {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 fn cond<'a>(n: &'a Node, t: &str) -> Option<&'a k8s_openapi::api::core::v1::NodeCondition> {
     n.status
@@ -195,77 +139,38 @@ fn completed_pod(name: &str) -> Pod {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_node_is_tainted_its_pods_move_and_it_comes_back() {
-    let dir = common::temp_dir();
-    let store = common::Server::start(&[]).await;
-    let api_port = common::free_port();
-    let _apiserver = Proc::spawn(
-        dir.path(),
-        "apiserver",
+    let mut plane = Plane::start(&[]).await;
+    plane.component("scheduler", &["--leader-elect=false"]);
+    plane.component(
+        "controller-manager",
         &[
-            "apiserver",
-            "--etcd-servers",
-            &store.endpoint(),
-            "--bind-address",
-            "127.0.0.1",
-            "--secure-port",
-            &api_port.to_string(),
+            "--leader-elect=false",
+            "--node-monitor-period",
+            MONITOR_PERIOD,
+            "--node-monitor-grace-period",
+            GRACE,
+            "--allocate-node-cidrs",
+            "--cluster-cidr",
+            "10.244.0.0/16",
+            "--terminated-pod-gc-threshold",
+            "2",
         ],
     );
-    let url = format!("http://127.0.0.1:{api_port}");
-    let kc = dir.path().join("kubeconfig");
-    std::fs::write(
-        &kc,
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: {url}\ncontexts:\n- name: c\n  context:\n    cluster: c\n    user: u\ncurrent-context: c\nusers:\n- name: u\n  user: {{}}\n"
-        ),
-    )
-    .expect("kubeconfig");
-    let kc = kc.display().to_string();
-    let client = kube::Client::try_from(kube::Config::new(url.parse().unwrap())).unwrap();
-    eventually("the apiserver serves", DEADLINE, || {
-        let c = client.clone();
-        async move { Api::<Namespace>::all(c).get("default").await.ok() }
-    })
-    .await;
-    let _scheduler = Proc::spawn(
-        dir.path(),
-        "scheduler",
-        &["scheduler", "--kubeconfig", &kc, "--leader-elect=false"],
-    );
-    let manager_args: &[&str] = &[
-        "controller-manager",
-        "--kubeconfig",
-        &kc,
-        "--leader-elect=false",
-        "--node-monitor-period",
-        MONITOR_PERIOD,
-        "--node-monitor-grace-period",
-        GRACE,
-        "--allocate-node-cidrs",
-        "--cluster-cidr",
-        "10.244.0.0/16",
-        "--terminated-pod-gc-threshold",
-        "2",
-    ];
-    let _manager = Proc::spawn(dir.path(), "controller-manager", manager_args);
-    let admin_port = common::free_port();
+    let admin_port = common::free_port().to_string();
     let admin = format!("127.0.0.1:{admin_port}");
-    let _nodes = Proc::spawn(
-        dir.path(),
+    plane.component(
         "nodes",
         &[
-            "nodes",
-            "--kubeconfig",
-            &kc,
             "--count",
             "3",
             "--secure-port",
-            &admin_port.to_string(),
+            &admin_port,
             "--register-pod-cidr=false",
             "--node-lease-duration-seconds",
             LEASE_SECONDS,
         ],
     );
+    let client = plane.client.clone();
     let nodes_api: Api<Node> = Api::all(client.clone());
 
     // Node IPAM: every node gets its own /24 of the cluster CIDR.
@@ -523,5 +428,5 @@ async fn a_dead_node_is_tainted_its_pods_move_and_it_comes_back() {
         }
     })
     .await;
-    drop(store);
+    drop(plane);
 }

@@ -7,6 +7,8 @@
 // Each test binary compiles this module and uses only part of it.
 #![allow(dead_code)]
 
+pub mod plane;
+
 use std::fs::OpenOptions;
 use std::future::Future;
 use std::path::PathBuf;
