@@ -30,6 +30,12 @@ pub struct ManagerConfig {
     pub concurrent_gc_syncs: usize,
     /// `--concurrent-job-syncs` (default 5).
     pub concurrent_job_syncs: usize,
+    /// `--concurrent-daemonset-syncs` (default 2).
+    pub concurrent_daemonset_syncs: usize,
+    /// `--concurrent-statefulset-syncs` (default 5).
+    pub concurrent_statefulset_syncs: usize,
+    /// `--concurrent-rc-syncs` (default 5): the ReplicationController controller.
+    pub concurrent_rc_syncs: usize,
     /// `--concurrent-cron-job-syncs` (default 5).
     pub concurrent_cron_job_syncs: usize,
     /// `--concurrent-ttl-after-finished-syncs` (default 5).
@@ -55,6 +61,9 @@ impl Default for ManagerConfig {
             concurrent_namespace_syncs: 10,
             concurrent_gc_syncs: 20,
             concurrent_job_syncs: 5,
+            concurrent_daemonset_syncs: 2,
+            concurrent_statefulset_syncs: 5,
+            concurrent_rc_syncs: 5,
             concurrent_cron_job_syncs: 5,
             concurrent_ttl_after_finished_syncs: 5,
             concurrent_serviceaccount_syncs: 5,
@@ -171,6 +180,24 @@ const CONTROLLERS: &[Descriptor] = &[
         start: start_node_ipam,
     },
     Descriptor {
+        name: "daemonset-controller",
+        aliases: &["daemonset"],
+        disabled_by_default: false,
+        start: start_daemonset,
+    },
+    Descriptor {
+        name: "statefulset-controller",
+        aliases: &["statefulset"],
+        disabled_by_default: false,
+        start: start_statefulset,
+    },
+    Descriptor {
+        name: "replicationcontroller-controller",
+        aliases: &["replicationcontroller"],
+        disabled_by_default: false,
+        start: start_replicationcontroller,
+    },
+    Descriptor {
         name: "pod-garbage-collector",
         aliases: &["podgc"],
         disabled_by_default: false,
@@ -222,6 +249,30 @@ fn start_job(c: Context) -> BoxFuture<'static, Result<()>> {
     Box::pin(crate::job::run(
         c.client,
         c.config.concurrent_job_syncs,
+        c.leading,
+    ))
+}
+
+fn start_daemonset(c: Context) -> BoxFuture<'static, Result<()>> {
+    Box::pin(crate::daemonset::run(
+        c.client,
+        c.config.concurrent_daemonset_syncs,
+        c.leading,
+    ))
+}
+
+fn start_statefulset(c: Context) -> BoxFuture<'static, Result<()>> {
+    Box::pin(crate::statefulset::run(
+        c.client,
+        c.config.concurrent_statefulset_syncs,
+        c.leading,
+    ))
+}
+
+fn start_replicationcontroller(c: Context) -> BoxFuture<'static, Result<()>> {
+    Box::pin(crate::replicaset::run_replication_controllers(
+        c.client,
+        c.config.concurrent_rc_syncs,
         c.leading,
     ))
 }
@@ -505,6 +556,9 @@ mod tests {
             ("endpointslice", "endpointslice-controller"),
             ("namespace", "namespace-controller"),
             ("garbagecollector", "garbage-collector-controller"),
+            ("daemonset", "daemonset-controller"),
+            ("statefulset", "statefulset-controller"),
+            ("replicationcontroller", "replicationcontroller-controller"),
         ] {
             assert_eq!(
                 enabled_controllers(&flags(&[alias])).expect("alias"),

@@ -94,6 +94,15 @@ pub struct ControllerManagerArgs {
     /// Jobs synced at once.
     #[arg(long, default_value_t = 5)]
     concurrent_job_syncs: usize,
+    /// DaemonSets synced at once.
+    #[arg(long, default_value_t = 2)]
+    concurrent_daemonset_syncs: usize,
+    /// StatefulSets synced at once.
+    #[arg(long, default_value_t = 5)]
+    concurrent_statefulset_syncs: usize,
+    /// ReplicationControllers synced at once.
+    #[arg(long, default_value_t = 5)]
+    concurrent_rc_syncs: usize,
     /// CronJobs synced at once.
     #[arg(long, default_value_t = 5)]
     concurrent_cron_job_syncs: usize,
@@ -361,6 +370,9 @@ pub async fn controller_manager(args: ControllerManagerArgs) -> anyhow::Result<(
         concurrent_namespace_syncs: args.concurrent_namespace_syncs,
         concurrent_gc_syncs: args.concurrent_gc_syncs,
         concurrent_job_syncs: args.concurrent_job_syncs,
+        concurrent_daemonset_syncs: args.concurrent_daemonset_syncs,
+        concurrent_statefulset_syncs: args.concurrent_statefulset_syncs,
+        concurrent_rc_syncs: args.concurrent_rc_syncs,
         concurrent_cron_job_syncs: args.concurrent_cron_job_syncs,
         concurrent_ttl_after_finished_syncs: args.concurrent_ttl_after_finished_syncs,
         concurrent_serviceaccount_syncs: args.concurrent_serviceaccount_syncs,

@@ -10,167 +10,27 @@
 //! - a CronJob `*/1 * * * *` creates its Job `<name>-<minutes>`;
 //! - a Service's Endpoints and EndpointSlices follow its pods' readiness (a readiness probe
 //!   delay) and a scale-up and scale-down;
-//! - deleting a namespace's `default` ServiceAccount brings it back.
+//! - deleting a namespace's `default` ServiceAccount brings it back;
+//! - a ReplicationController keeps its replicas (a deleted pod replaced), scales through its
+//!   `scale` subresource, adopts a matching orphan and deletes the excess, and reports status.
 //!
 //! Needs the apiserver to serve Job, CronJob, ServiceAccount and EndpointSlice.
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::{CronJob, Job};
-use k8s_openapi::api::core::v1::{Endpoints, Event, Namespace, Node, Pod, Service, ServiceAccount};
+use k8s_openapi::api::core::v1::{
+    Endpoints, Event, Namespace, Pod, ReplicationController, Service, ServiceAccount,
+};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 use tokio::time::Instant;
 
-/// Bound for anything that should happen within seconds.
-const DEADLINE: Duration = Duration::from_secs(60);
-
-/// One child process of this binary, logging to a file; killed when dropped (printing the
-/// log's tail when a test fails).
-struct Proc {
-    name: String,
-    child: Child,
-    log: PathBuf,
-}
-
-impl Proc {
-    fn spawn(dir: &Path, name: &str, args: &[String]) -> Proc {
-        let log = dir.join(format!("{name}.log"));
-        let file = std::fs::File::create(&log).expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_mainstay"))
-            .args(args)
-            .env("RUST_LOG", "info")
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(file.try_clone().expect("log file"))
-            .stderr(file)
-            .spawn()
-            .expect("spawning the mainstay binary");
-        Proc {
-            name: name.into(),
-            child,
-            log,
-        }
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-            let tail: Vec<&str> = log.lines().rev().take(30).collect();
-            eprintln!("--- {} (last lines) ---", self.name);
-            for l in tail.iter().rev() {
-                eprintln!("{l}");
-            }
-        }
-    }
-}
-
-/// The processes, dropped (killed) in reverse order of start.
-struct Plane {
-    _procs: Vec<Proc>,
-    _store: common::Server,
-    client: kube::Client,
-    _dir: tempfile::TempDir,
-}
-
-fn strings(a: &[&str]) -> Vec<String> {
-    a.iter().map(|s| s.to_string()).collect()
-}
-
-impl Plane {
-    async fn start() -> Plane {
-        let dir = common::temp_dir();
-        let store = common::Server::start(&[]).await;
-        let port = common::free_port();
-        let mut procs = vec![Proc::spawn(
-            dir.path(),
-            "apiserver",
-            &strings(&[
-                "apiserver",
-                "--etcd-servers",
-                &store.endpoint(),
-                "--bind-address",
-                "127.0.0.1",
-                "--secure-port",
-                &port.to_string(),
-            ]),
-        )];
-        let url = format!("http://127.0.0.1:{port}");
-        let kc = dir.path().join("kubeconfig");
-        std::fs::write(
-            &kc,
-            format!(
-                "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: {url}\ncontexts:\n- name: c\n  context:\n    cluster: c\n    user: u\ncurrent-context: c\nusers:\n- name: u\n  user: {{}}\n"
-            ),
-        )
-        .expect("writing a kubeconfig");
-        let config = kube::Config::new(url.parse().expect("apiserver URL"));
-        let client = kube::Client::try_from(config).expect("kube client");
-        common::eventually("the apiserver serves", DEADLINE, || {
-            let c = client.clone();
-            async move { Api::<Namespace>::all(c).get("default").await.ok() }
-        })
-        .await;
-        let kc = kc.display().to_string();
-        let election = [
-            "--leader-elect-lease-duration",
-            "4s",
-            "--leader-elect-renew-deadline",
-            "3s",
-            "--leader-elect-retry-period",
-            "250ms",
-        ];
-        for component in ["scheduler", "controller-manager"] {
-            let mut args = strings(&[component, "--kubeconfig", &kc]);
-            args.extend(strings(&election));
-            procs.push(Proc::spawn(dir.path(), component, &args));
-        }
-        procs.push(Proc::spawn(
-            dir.path(),
-            "nodes",
-            &strings(&["nodes", "--kubeconfig", &kc, "--count", "2"]),
-        ));
-        common::eventually("two nodes are Ready", DEADLINE, || {
-            let c = client.clone();
-            async move {
-                let nodes = Api::<Node>::all(c)
-                    .list(&ListParams::default())
-                    .await
-                    .ok()?;
-                let ready = nodes
-                    .items
-                    .iter()
-                    .filter(|n| {
-                        n.status
-                            .as_ref()
-                            .and_then(|s| s.conditions.as_ref())
-                            .is_some_and(|cs| {
-                                cs.iter().any(|c| c.type_ == "Ready" && c.status == "True")
-                            })
-                    })
-                    .count();
-                (ready >= 2).then_some(())
-            }
-        })
-        .await;
-        Plane {
-            _procs: procs,
-            _store: store,
-            client,
-            _dir: dir,
-        }
-    }
-}
+use common::plane::{Plane, DEADLINE};
 
 fn condition(job: &Job, type_: &str) -> Option<(String, String)> {
     job.status
@@ -579,9 +439,133 @@ async fn default_service_account_comes_back(c: kube::Client) {
     .await;
 }
 
+/// The pods `rc` controls (controller reference `v1/ReplicationController` with its uid), not
+/// being deleted.
+async fn rc_pods(pods: &Api<Pod>, rc: &ReplicationController) -> Vec<Pod> {
+    pods.list(&ListParams::default().labels("app=rc-web"))
+        .await
+        .map(|l| l.items)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .filter(|p| {
+            p.metadata.owner_references.iter().flatten().any(|r| {
+                r.controller == Some(true)
+                    && r.kind == "ReplicationController"
+                    && r.api_version == "v1"
+                    && Some(&r.uid) == rc.metadata.uid.as_ref()
+            })
+        })
+        .collect()
+}
+
+/// Waits until `rc` has exactly `want` pods, all Running, and a status saying so.
+async fn rc_settles(rcs: &Api<ReplicationController>, pods: &Api<Pod>, want: usize) -> Vec<Pod> {
+    common::eventually(&format!("the RC at {want} running pods"), DEADLINE, || {
+        let (rcs, pods) = (rcs.clone(), pods.clone());
+        async move {
+            let rc = rcs.get("web").await.ok()?;
+            let owned = rc_pods(&pods, &rc).await;
+            let running = owned
+                .iter()
+                .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
+                .count();
+            let status = rc.status.as_ref()?;
+            let w = i32::try_from(want).ok()?;
+            (owned.len() == want
+                && running == want
+                && status.replicas == w
+                && status.ready_replicas.unwrap_or(0) == w
+                && status.available_replicas.unwrap_or(0) == w
+                && status.observed_generation == rc.metadata.generation)
+                .then_some(owned)
+        }
+    })
+    .await
+}
+
+async fn replication_controller_keeps_its_replicas(c: kube::Client) {
+    let ns = "rcs";
+    create_namespace(&c, ns).await;
+    let rcs: Api<ReplicationController> = Api::namespaced(c.clone(), ns);
+    let pods: Api<Pod> = Api::namespaced(c.clone(), ns);
+    let rc: ReplicationController = serde_json::from_value(json!({
+        "metadata": {"name": "web"},
+        "spec": {
+            "replicas": 3,
+            "selector": {"app": "rc-web"},
+            "template": {
+                "metadata": {"labels": {"app": "rc-web"}},
+                "spec": {"containers": [{"name": "web", "image": "nginx"}]}
+            }
+        }
+    }))
+    .expect("rc");
+    rcs.create(&PostParams::default(), &rc)
+        .await
+        .expect("creating the RC");
+    let three = rc_settles(&rcs, &pods, 3).await;
+    assert!(three
+        .iter()
+        .all(|p| p.metadata.generate_name.as_deref() == Some("web-")));
+
+    // A deleted pod is replaced.
+    let victim = three[0].metadata.name.clone().expect("name");
+    pods.delete(&victim, &DeleteParams::default().grace_period(0))
+        .await
+        .expect("deleting a pod");
+    let again = rc_settles(&rcs, &pods, 3).await;
+    assert!(again
+        .iter()
+        .all(|p| p.metadata.name.as_deref() != Some(victim.as_str())));
+
+    // Scale down through the scale subresource.
+    rcs.patch_scale(
+        "web",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"replicas": 1}})),
+    )
+    .await
+    .expect("scaling the RC");
+    let one = rc_settles(&rcs, &pods, 1).await;
+
+    // An orphan that matches is adopted, and then one of the two is deleted.
+    let orphan: Pod = serde_json::from_value(json!({
+        "metadata": {"name": "stray", "labels": {"app": "rc-web"}},
+        "spec": {"containers": [{"name": "web", "image": "nginx"}]}
+    }))
+    .expect("pod");
+    pods.create(&PostParams::default(), &orphan)
+        .await
+        .expect("creating an orphan");
+    common::eventually("the orphan adopted or deleted", DEADLINE, || {
+        let pods = pods.clone();
+        async move {
+            match pods.get("stray").await {
+                Ok(p) if p.metadata.deletion_timestamp.is_some() => Some(()),
+                Ok(p) => p
+                    .metadata
+                    .owner_references
+                    .iter()
+                    .flatten()
+                    .any(|r| r.kind == "ReplicationController")
+                    .then_some(()),
+                Err(_) => Some(()),
+            }
+        }
+    })
+    .await;
+    let settled = rc_settles(&rcs, &pods, 1).await;
+    assert_eq!(settled.len(), 1, "one pod kept of {:?} and the orphan", one);
+    let reasons = event_reasons(&c, ns, "web").await;
+    for want in ["SuccessfulCreate", "SuccessfulDelete"] {
+        assert!(reasons.iter().any(|r| r == want), "{want} in {reasons:?}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn workload_controllers_end_to_end() {
-    let plane = Plane::start().await;
+    let plane = Plane::with_control_plane(2).await;
     let c = plane.client.clone();
     tokio::join!(
         job_completes(c.clone()),
@@ -589,5 +573,6 @@ async fn workload_controllers_end_to_end() {
         cronjob_creates_its_job(c.clone()),
         endpoints_follow_pods(c.clone()),
         default_service_account_comes_back(c.clone()),
+        replication_controller_keeps_its_replicas(c.clone()),
     );
 }

@@ -560,7 +560,7 @@ pub fn safe_encode(s: &str) -> String {
 }
 
 /// 32-bit FNV-1a, the hash kube's `ComputeHash` uses.
-fn fnv1a32(chunks: &[&[u8]]) -> u32 {
+pub(crate) fn fnv1a32(chunks: &[&[u8]]) -> u32 {
     let mut h: u32 = 0x811c_9dc5;
     for chunk in chunks {
         for b in *chunk {

@@ -11,7 +11,7 @@ use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::core::SelectorExt;
 
-use super::sync::{min_ready_seconds, KIND};
+use super::sync::{min_ready_seconds, Kind, REPLICA_SET};
 use crate::util::cache::{Cache, Change};
 use crate::util::pod::{controller_ref, is_pod_ready, labels, object_key, selector};
 
@@ -19,6 +19,26 @@ use crate::util::pod::{controller_ref, is_pod_ready, labels, object_key, selecto
 pub trait ReplicaSets {
     fn get(&self, namespace: &str, name: &str) -> Option<Arc<ReplicaSet>>;
     fn in_namespace(&self, namespace: &str) -> Vec<Arc<ReplicaSet>>;
+    /// The kind pods' controller references must name to be these objects' pods.
+    fn kind(&self) -> Kind {
+        REPLICA_SET
+    }
+}
+
+/// ReplicationControllers, cached as the ReplicaSets they convert to: their pods name
+/// `v1/ReplicationController` as controller.
+pub struct ReplicationControllers<'a>(pub &'a Cache<ReplicaSet>);
+
+impl ReplicaSets for ReplicationControllers<'_> {
+    fn get(&self, namespace: &str, name: &str) -> Option<Arc<ReplicaSet>> {
+        self.0.get(namespace, name)
+    }
+    fn in_namespace(&self, namespace: &str) -> Vec<Arc<ReplicaSet>> {
+        self.0.in_namespace(namespace)
+    }
+    fn kind(&self) -> Kind {
+        super::sync::REPLICATION_CONTROLLER
+    }
 }
 
 impl ReplicaSets for Cache<ReplicaSet> {
@@ -46,7 +66,7 @@ pub struct Effects {
 /// The ReplicaSet a controller reference names, if it is in the cache with that uid
 /// (`resolveControllerRef`).
 fn resolve(rss: &impl ReplicaSets, namespace: &str, r: &OwnerReference) -> Option<Arc<ReplicaSet>> {
-    if r.kind != KIND {
+    if r.kind != rss.kind().kind {
         return None;
     }
     rss.get(namespace, &r.name)

@@ -1,6 +1,8 @@
 //! kube's ReplicaSet controller (`pkg/controller/replicaset`): keeps `spec.replicas` active pods
 //! for every ReplicaSet, adopting matching orphans and releasing pods that stopped matching, and
-//! reports what it sees in the ReplicaSet's status.
+//! reports what it sees in the ReplicaSet's status. The same controller, over v1
+//! ReplicationControllers seen as ReplicaSets ([`replication`]), is kube's ReplicationController
+//! manager (`replicationcontroller-controller`).
 //!
 //! This module is the thin I/O half: it watches ReplicaSets and Pods into caches, maps every
 //! event to the ReplicaSet keys it concerns ([`handlers`]), and runs at most `concurrency` syncs
@@ -12,6 +14,7 @@
 
 pub mod expectations;
 pub mod handlers;
+pub mod replication;
 pub mod sync;
 
 use std::collections::HashSet;
@@ -21,18 +24,22 @@ use std::time::Duration;
 use chrono::Utc;
 use futures::{stream, StreamExt};
 use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetStatus};
-use k8s_openapi::api::core::v1::{ObjectReference, Pod};
+use k8s_openapi::api::core::v1::{ObjectReference, Pod, ReplicationController};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::core::SelectorExt;
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::Client;
-use mainstay_component::events::{object_reference, EventType, Recorder};
+use mainstay_component::events::{EventType, Recorder};
 use mainstay_component::Leading;
 use serde_json::Value;
 use tokio::task::JoinSet;
 
 use self::expectations::Expectations;
-use self::sync::{ReplicaDiff, BURST_REPLICAS, SLOW_START_INITIAL_BATCH_SIZE};
+use self::handlers::ReplicationControllers;
+use self::sync::{
+    Kind, ReplicaDiff, BURST_REPLICAS, REPLICATION_CONTROLLER, REPLICA_SET,
+    SLOW_START_INITIAL_BATCH_SIZE,
+};
 use crate::util::cache::Cache;
 use crate::util::pod::{controller_ref, labels, object_key, selector, split_key};
 use crate::util::queue::WorkQueue;
@@ -41,6 +48,10 @@ use crate::{Error, Result};
 
 /// The Event source and the controller's name in `--controllers`.
 pub const CONTROLLER_NAME: &str = "replicaset-controller";
+/// The ReplicationController manager's name in `--controllers`.
+pub const RC_CONTROLLER_NAME: &str = "replicationcontroller-controller";
+/// The Event source of the ReplicationController manager (kube's).
+const RC_EVENT_SOURCE: &str = "replication-controller";
 
 /// Writes (creates, deletes, owner patches) one sync has in flight at once. kube fires a whole
 /// slow-start batch (up to 256) at once and relies on its client's 20 qps limit; kube-rs has no
@@ -51,6 +62,9 @@ pub const WRITES_IN_FLIGHT_PER_SYNC: usize = 16;
 const AVAILABILITY_SLACK: Duration = Duration::from_secs(1);
 
 struct Controller {
+    /// ReplicaSets, or ReplicationControllers seen as ReplicaSets.
+    kind: Kind,
+    name: &'static str,
     client: Client,
     leading: Leading,
     recorder: Recorder,
@@ -64,9 +78,29 @@ struct Controller {
 /// Returns `Ok(())` then; it has no fatal errors of its own (watch failures are retried with
 /// backoff, sync failures requeued with backoff).
 pub async fn run(client: Client, concurrency: usize, leading: Leading) -> Result<()> {
-    let recorder =
-        Recorder::new(client.clone(), CONTROLLER_NAME, None).with_leading(leading.clone());
+    run_kind(client, concurrency, leading, REPLICA_SET).await
+}
+
+/// Runs the ReplicationController manager (the same controller over v1
+/// ReplicationControllers, [`replication`]) with `concurrency` workers until `leading` is lost.
+pub async fn run_replication_controllers(
+    client: Client,
+    concurrency: usize,
+    leading: Leading,
+) -> Result<()> {
+    run_kind(client, concurrency, leading, REPLICATION_CONTROLLER).await
+}
+
+async fn run_kind(client: Client, concurrency: usize, leading: Leading, kind: Kind) -> Result<()> {
+    let (name, source) = if kind == REPLICA_SET {
+        (CONTROLLER_NAME, CONTROLLER_NAME)
+    } else {
+        (RC_CONTROLLER_NAME, RC_EVENT_SOURCE)
+    };
+    let recorder = Recorder::new(client.clone(), source, None).with_leading(leading.clone());
     let ctl = Arc::new(Controller {
+        kind,
+        name,
         client,
         leading: leading.clone(),
         recorder,
@@ -75,9 +109,13 @@ pub async fn run(client: Client, concurrency: usize, leading: Leading) -> Result
         queue: WorkQueue::default(),
         expectations: Mutex::new(Expectations::new()),
     });
-    tracing::info!(controller = CONTROLLER_NAME, "starting");
+    tracing::info!(controller = name, "starting");
     let mut tasks = JoinSet::new();
-    tasks.spawn(watch_replicasets(ctl.clone()));
+    if kind == REPLICA_SET {
+        tasks.spawn(watch_replicasets(ctl.clone()));
+    } else {
+        tasks.spawn(watch_replication_controllers(ctl.clone()));
+    }
     tasks.spawn(watch_pods(ctl.clone()));
 
     let synced = async {
@@ -88,7 +126,7 @@ pub async fn run(client: Client, concurrency: usize, leading: Leading) -> Result
         _ = leading.lost() => {}
         _ = synced => {
             tracing::info!(
-                controller = CONTROLLER_NAME,
+                controller = name,
                 replicasets = ctl.replicasets.len(),
                 pods = ctl.pods.len(),
                 workers = concurrency.max(1),
@@ -97,12 +135,12 @@ pub async fn run(client: Client, concurrency: usize, leading: Leading) -> Result
             for _ in 0..concurrency.max(1) {
                 tasks.spawn(worker(ctl.clone()));
             }
-            supervise(&mut tasks, &leading, CONTROLLER_NAME).await;
+            supervise(&mut tasks, &leading, name).await;
         }
     }
     ctl.queue.shut_down();
     tasks.shutdown().await;
-    tracing::info!(controller = CONTROLLER_NAME, "stopped");
+    tracing::info!(controller = name, "stopped");
     Ok(())
 }
 
@@ -128,6 +166,37 @@ async fn watch_replicasets(ctl: Arc<Controller>) {
     }
 }
 
+/// ReplicationControllers, each converted to the ReplicaSet it stands for.
+async fn watch_replication_controllers(ctl: Arc<Controller>) {
+    let api: Api<ReplicationController> = Api::all(ctl.client.clone());
+    let mut events = watcher(api, watcher::Config::default())
+        .default_backoff()
+        .boxed();
+    while let Some(event) = events.next().await {
+        match event {
+            Ok(event) => {
+                let event = match event {
+                    watcher::Event::Apply(rc) => {
+                        watcher::Event::Apply(replication::to_replica_set(&rc))
+                    }
+                    watcher::Event::Delete(rc) => {
+                        watcher::Event::Delete(replication::to_replica_set(&rc))
+                    }
+                    watcher::Event::Init => watcher::Event::Init,
+                    watcher::Event::InitApply(rc) => {
+                        watcher::Event::InitApply(replication::to_replica_set(&rc))
+                    }
+                    watcher::Event::InitDone => watcher::Event::InitDone,
+                };
+                for change in ctl.replicasets.apply(event.modify(strip)) {
+                    ctl.apply_effects(handlers::on_replicaset(&change));
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "replicationcontroller watch failed; retrying"),
+        }
+    }
+}
+
 async fn watch_pods(ctl: Arc<Controller>) {
     let api: Api<Pod> = Api::all(ctl.client.clone());
     let mut events = watcher(api, watcher::Config::default())
@@ -137,7 +206,12 @@ async fn watch_pods(ctl: Arc<Controller>) {
         match event {
             Ok(event) => {
                 for change in ctl.pods.apply(event.modify(strip)) {
-                    ctl.apply_effects(handlers::on_pod(&change, &ctl.replicasets));
+                    let fx = if ctl.kind == REPLICA_SET {
+                        handlers::on_pod(&change, &ctl.replicasets)
+                    } else {
+                        handlers::on_pod(&change, &ReplicationControllers(&ctl.replicasets))
+                    };
+                    ctl.apply_effects(fx);
                 }
             }
             Err(e) => tracing::warn!(error = %e, "pod watch failed; retrying"),
@@ -157,7 +231,7 @@ async fn worker(ctl: Arc<Controller>) {
             }
             Err(Error::NotLeading(_)) => {}
             Err(e) => {
-                tracing::warn!(key = %key, error = %e, "replicaset sync failed; will retry");
+                tracing::warn!(controller = ctl.name, key = %key, error = %e, "sync failed; will retry");
                 ctl.queue.add_rate_limited(&key);
             }
         }
@@ -175,6 +249,19 @@ fn is_namespace_terminating(e: &kube::Error) -> bool {
 }
 
 impl Controller {
+    /// The Events' involved object: the ReplicaSet, or the ReplicationController it stands for.
+    fn reference(&self, rs: &ReplicaSet) -> ObjectReference {
+        ObjectReference {
+            api_version: Some(self.kind.api_version.into()),
+            kind: Some(self.kind.kind.into()),
+            namespace: rs.metadata.namespace.clone(),
+            name: rs.metadata.name.clone(),
+            uid: rs.metadata.uid.clone(),
+            resource_version: rs.metadata.resource_version.clone(),
+            field_path: None,
+        }
+    }
+
     fn expectations(&self) -> MutexGuard<'_, Expectations> {
         self.expectations.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -251,7 +338,7 @@ impl Controller {
                 Ok(()) => {
                     let adopted: Vec<(Arc<Pod>, Result<()>)> = stream::iter(claim.adopt)
                         .map(|pod| async move {
-                            let r = match sync::adopt_patch(rs, &pod) {
+                            let r = match sync::adopt_patch(rs, &pod, self.kind) {
                                 Ok(patch) => self.patch_pod(&pod, patch).await,
                                 Err(e) => Err(Error::Invalid(e)),
                             };
@@ -299,18 +386,28 @@ impl Controller {
     async fn can_adopt(&self, rs: &ReplicaSet) -> Result<()> {
         let ns = rs.metadata.namespace.as_deref().unwrap_or("");
         let name = rs.metadata.name.as_deref().unwrap_or("");
-        let api: Api<ReplicaSet> = Api::namespaced(self.client.clone(), ns);
-        let fresh = api.get(name).await?;
-        if fresh.metadata.uid != rs.metadata.uid {
+        let fresh = if self.kind == REPLICA_SET {
+            Api::<ReplicaSet>::namespaced(self.client.clone(), ns)
+                .get(name)
+                .await?
+                .metadata
+        } else {
+            Api::<ReplicationController>::namespaced(self.client.clone(), ns)
+                .get(name)
+                .await?
+                .metadata
+        };
+        let kind = self.kind.kind;
+        if fresh.uid != rs.metadata.uid {
             return Err(Error::Invalid(format!(
-                "original ReplicaSet {ns}/{name} is gone: got uid {}, wanted {}",
-                fresh.metadata.uid.as_deref().unwrap_or(""),
+                "original {kind} {ns}/{name} is gone: got uid {}, wanted {}",
+                fresh.uid.as_deref().unwrap_or(""),
                 rs.metadata.uid.as_deref().unwrap_or("")
             )));
         }
-        if let Some(at) = fresh.metadata.deletion_timestamp {
+        if let Some(at) = fresh.deletion_timestamp {
             return Err(Error::Invalid(format!(
-                "ReplicaSet {ns}/{name} has just been deleted at {}",
+                "{kind} {ns}/{name} has just been deleted at {}",
                 at.0.to_rfc3339()
             )));
         }
@@ -341,14 +438,14 @@ impl Controller {
     async fn create_pods(&self, key: &str, rs: &ReplicaSet, count: usize) -> Result<()> {
         tracing::debug!(key, creating = count, "too few replicas");
         self.expectations().expect_creations(key, count);
-        let pod = match sync::pod_from_template(rs) {
+        let pod = match sync::pod_from_template(rs, self.kind) {
             Ok(pod) => pod,
             Err(e) => {
                 self.expectations().creations_observed(key, count);
                 return Err(Error::Invalid(e));
             }
         };
-        let rs_ref = object_reference(rs);
+        let rs_ref = self.reference(rs);
         let mut succeeded = 0;
         let mut failure: Option<Error> = None;
         for batch in sync::slow_start_batches(count, SLOW_START_INITIAL_BATCH_SIZE) {
@@ -455,7 +552,7 @@ impl Controller {
         let victims = sync::pods_to_delete(owned, &related, count, Utc::now());
         self.expectations()
             .expect_deletions(key, victims.iter().map(|p| object_key(&p.metadata)));
-        let rs_ref = object_reference(rs);
+        let rs_ref = self.reference(rs);
         let rs_ref = &rs_ref;
         let results: Vec<Result<()>> = stream::iter(victims)
             .map(move |pod| async move { self.delete_pod(key, &pod, rs_ref).await })
@@ -508,9 +605,13 @@ impl Controller {
         }
     }
 
-    /// PUT `replicasets/<name>/status`; on failure, one retry on a fresh read
-    /// (kube's `updateReplicaSetStatus` with `statusUpdateRetries = 1`).
+    /// PUT `replicasets/<name>/status` (or `replicationcontrollers/<name>/status`); on
+    /// failure, one retry on a fresh read (kube's `updateReplicaSetStatus` with
+    /// `statusUpdateRetries = 1`).
     async fn write_status(&self, rs: &ReplicaSet, status: &ReplicaSetStatus) -> Result<()> {
+        if self.kind == REPLICATION_CONTROLLER {
+            return self.write_rc_status(rs, status).await;
+        }
         let ns = rs.metadata.namespace.as_deref().unwrap_or("");
         let name = rs.metadata.name.as_deref().unwrap_or("");
         let api: Api<ReplicaSet> = Api::namespaced(self.client.clone(), ns);
@@ -527,10 +628,39 @@ impl Controller {
         }
     }
 
-    async fn put_status(&self, api: &Api<ReplicaSet>, rs: &ReplicaSet) -> Result<()> {
+    /// The ReplicationController's status write: its status converted back, PUT onto a fresh
+    /// read (the cache holds the converted ReplicaSet, not the object to PUT).
+    async fn write_rc_status(&self, rs: &ReplicaSet, status: &ReplicaSetStatus) -> Result<()> {
+        let ns = rs.metadata.namespace.as_deref().unwrap_or("");
         let name = rs.metadata.name.as_deref().unwrap_or("");
+        let api: Api<ReplicationController> = Api::namespaced(self.client.clone(), ns);
+        let status = replication::to_rc_status(status);
+        let mut last = None;
+        for _ in 0..2 {
+            let mut fresh = api.get(name).await?;
+            if fresh.metadata.uid != rs.metadata.uid {
+                return Ok(());
+            }
+            fresh.status = Some(status.clone());
+            match self.put_status(&api, &fresh).await {
+                Err(Error::Kube(e)) => last = Some(Error::Kube(e)),
+                other => return other,
+            }
+        }
+        last.map_or(Ok(()), Err)
+    }
+
+    async fn put_status<K>(&self, api: &Api<K>, rs: &K) -> Result<()>
+    where
+        K: kube::Resource
+            + serde::Serialize
+            + serde::de::DeserializeOwned
+            + Clone
+            + std::fmt::Debug,
+    {
+        let name = rs.meta().name.as_deref().unwrap_or("");
         let body = serde_json::to_vec(rs)
-            .map_err(|e| Error::Invalid(format!("encoding ReplicaSet status: {e}")))?;
+            .map_err(|e| Error::Invalid(format!("encoding {} status: {e}", self.kind.kind)))?;
         let (body, params) = (&body, &PostParams::default());
         write_with_retry(&self.leading, move || async move {
             api.replace_status(name, params, body.clone()).await

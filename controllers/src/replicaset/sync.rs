@@ -31,8 +31,24 @@ pub const REPLICA_FAILURE: &str = "ReplicaFailure";
 pub const FAILED_CREATE: &str = "FailedCreate";
 pub const FAILED_DELETE: &str = "FailedDelete";
 
-pub const API_VERSION: &str = "apps/v1";
-pub const KIND: &str = "ReplicaSet";
+/// The kind a controller of this module manages. kube runs one controller for ReplicaSets and,
+/// through an adapter that presents ReplicationControllers as ReplicaSets, for
+/// ReplicationControllers (`replication.NewReplicationManager` passes its GroupVersionKind to
+/// `replicaset.NewBaseController`); the kind only shows in owner references and Events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Kind {
+    pub api_version: &'static str,
+    pub kind: &'static str,
+}
+
+pub const REPLICA_SET: Kind = Kind {
+    api_version: "apps/v1",
+    kind: "ReplicaSet",
+};
+pub const REPLICATION_CONTROLLER: Kind = Kind {
+    api_version: "v1",
+    kind: "ReplicationController",
+};
 
 /// `spec.replicas`, defaulted to 1 as the API server does.
 pub fn desired_replicas(rs: &ReplicaSet) -> i32 {
@@ -128,20 +144,21 @@ pub fn claim_pods(rs: &ReplicaSet, selector: &Selector, pods: &[Arc<Pod>]) -> Cl
     claim
 }
 
-/// The owner reference a ReplicaSet puts on its pods (`metav1.NewControllerRef`).
-pub fn controller_owner_ref(rs: &ReplicaSet) -> Result<OwnerReference, String> {
+/// The owner reference a ReplicaSet (or a ReplicationController, `kind`) puts on its pods
+/// (`metav1.NewControllerRef`).
+pub fn controller_owner_ref(rs: &ReplicaSet, kind: Kind) -> Result<OwnerReference, String> {
     let name = rs.metadata.name.clone().filter(|n| !n.is_empty());
     let uid = rs.metadata.uid.clone().filter(|u| !u.is_empty());
     match (name, uid) {
         (Some(name), Some(uid)) => Ok(OwnerReference {
-            api_version: API_VERSION.into(),
-            kind: KIND.into(),
+            api_version: kind.api_version.into(),
+            kind: kind.kind.into(),
             name,
             uid,
             controller: Some(true),
             block_owner_deletion: Some(true),
         }),
-        _ => Err("the ReplicaSet has no name or uid".into()),
+        _ => Err(format!("the {} has no name or uid", kind.kind)),
     }
 }
 
@@ -158,8 +175,8 @@ fn pod_name_prefix(name: &str) -> String {
 
 /// The pod a ReplicaSet creates (`GetPodFromTemplate`): the template's labels, annotations,
 /// finalizers and spec, `generateName: <rs-name>-`, and the ReplicaSet as controller.
-pub fn pod_from_template(rs: &ReplicaSet) -> Result<Pod, String> {
-    let owner = controller_owner_ref(rs)?;
+pub fn pod_from_template(rs: &ReplicaSet, kind: Kind) -> Result<Pod, String> {
+    let owner = controller_owner_ref(rs, kind)?;
     let template = rs
         .spec
         .as_ref()
@@ -186,8 +203,8 @@ pub fn pod_from_template(rs: &ReplicaSet) -> Result<Pod, String> {
 
 /// The strategic-merge patch that adopts a pod (`ownerRefControllerPatch`); the pod's uid in it
 /// is a precondition on kube's API server (a recreated pod of the same name is not adopted).
-pub fn adopt_patch(rs: &ReplicaSet, pod: &Pod) -> Result<Value, String> {
-    let owner = controller_owner_ref(rs)?;
+pub fn adopt_patch(rs: &ReplicaSet, pod: &Pod, kind: Kind) -> Result<Value, String> {
+    let owner = controller_owner_ref(rs, kind)?;
     Ok(json!({
         "metadata": {
             "ownerReferences": [owner],
@@ -695,7 +712,7 @@ mod tests {
     fn adoption_and_release_patches_name_the_owner_and_the_pod_uid() {
         let r = rs("web", 1);
         let p = pod("orphan");
-        let adopt = adopt_patch(&r, &p).expect("has uid");
+        let adopt = adopt_patch(&r, &p, REPLICA_SET).expect("has uid");
         assert_eq!(
             adopt,
             json!({"metadata": {"ownerReferences": [{
@@ -713,7 +730,7 @@ mod tests {
     #[test]
     fn pods_are_built_from_the_template() {
         let r = rs("web", 1);
-        let p = pod_from_template(&r).expect("builds");
+        let p = pod_from_template(&r, REPLICA_SET).expect("builds");
         let v = serde_json::to_value(&p).expect("serializes");
         assert_eq!(v["metadata"]["generateName"], "web-");
         assert_eq!(v["metadata"]["namespace"], "ns");
@@ -740,12 +757,12 @@ mod tests {
             m.labels = None;
         }
         assert_eq!(
-            pod_from_template(&unlabeled).err().as_deref(),
+            pod_from_template(&unlabeled, REPLICA_SET).err().as_deref(),
             Some("unable to create pods, no labels")
         );
         let long = rs(&"x".repeat(253), 1);
         assert_eq!(
-            pod_from_template(&long)
+            pod_from_template(&long, REPLICA_SET)
                 .expect("builds")
                 .metadata
                 .generate_name
